@@ -1,0 +1,59 @@
+"""The shared real brain MRI DICOM: series, planes and order (skipped without the data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from workstation.imaging import Plane, PlaneSource, Severity, load_study
+
+
+def test_ge_150_files_are_one_series_in_position_order(datasets: Path) -> None:
+    study = load_study([datasets / "dicom" / "ge_epi_axial"])
+    (series,) = study.series
+    assert len(series.slices) == 150
+    positions = [s.position for s in series.slices]
+    assert None not in positions
+    assert positions == sorted(positions)  # type: ignore[type-var]
+    assert series.plane is Plane.AXIAL
+    assert series.info.patient_name == "Test^Regression"
+    assert not study.errors
+
+
+def test_mosaic_orientation_folders_get_their_planes(datasets: Path) -> None:
+    root = datasets / "dicom" / "siemens_epi_mosaic_orientation"
+    study = load_study([root])
+    assert not study.errors, study.errors
+    expected = {"ax": Plane.AXIAL, "axmb": Plane.AXIAL, "cor": Plane.CORONAL,
+                "sag": Plane.SAGITTAL}
+    seen_syntaxes: set[str] = set()
+    assert len(study.series) == 21  # ax 7, axmb 2, cor 6, sag 6
+    for series in study.series:
+        top = Path(series.source).relative_to(root).parts[0]
+        assert series.plane is expected[top], series.source
+        assert series.plane_source is PlaneSource.DICOM
+        assert series.slices and all(float(s.raw.std()) > 0 for s in series.slices[:5])
+        assert not [p for p in series.problems if p.severity is Severity.ERROR]
+        seen_syntaxes.update(series.transfer_syntaxes)
+    assert any("JPEG Lossless" in t for t in seen_syntaxes)
+    assert any("JPEG 2000" in t for t in seen_syntaxes)
+
+
+def test_mosaic_tiles_are_brain_slices_not_the_whole_mosaic(datasets: Path) -> None:
+    folder = datasets / "dicom" / "siemens_epi_mosaic_orientation" / "ax" / "axasc35"
+    (series,) = load_study([folder]).series
+    assert len(series.slices) == 70  # 2 volumes x 35 tiles
+    assert series.shape == (64, 64)
+    middle = series.slices[17].image
+    assert middle[24:40, 24:40].mean() > middle[:4, :4].mean()  # brain in the centre
+
+
+def test_jpeg_lossless_and_jpeg2000_mosaics_match_in_content(datasets: Path) -> None:
+    folder = datasets / "dicom" / "siemens_epi_mosaic_orientation" / "axmb"
+    study = load_study([folder])
+    assert len(study.series) == 2
+    for series in study.series:
+        stack = np.stack([s.raw for s in series.slices])
+        assert stack.shape == (72, 86, 86)
+        assert stack.max() > 100

@@ -1,0 +1,458 @@
+"""DICOM files -> Series: read, group by series and orientation, sort, decode.
+
+Grouping follows SeriesInstanceUID, split again by orientation when a scanner mixed them in
+one series (localizers). Slices are sorted by their position along the slice normal
+(Image Position (Patient) . normal), falling back to Instance Number, then file name.
+Enhanced (multi-frame) MR frames become slices through their per-frame functional groups;
+Siemens mosaics are cut into their tiles.
+"""
+
+from __future__ import annotations
+
+import math
+import os.path
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from workstation.imaging import decode as decoding
+from workstation.imaging.errors import NotAnImageError, UnreadableImageError
+from workstation.imaging.geometry import (
+    orientation_key,
+    plane_from_orientation,
+    position_along_normal,
+)
+from workstation.imaging.naming import natural_key
+from workstation.imaging.pixels import (
+    apply_window,
+    frozen,
+    invert,
+    is_uniform,
+    percentile_window,
+    rescale,
+    to_greyscale,
+)
+from workstation.imaging.series import (
+    Plane,
+    PlaneSource,
+    Problem,
+    Series,
+    SeriesInfo,
+    Severity,
+    Slice,
+    Window,
+)
+
+# Larger than any MR or CT matrix; a header claiming more is corrupt or hostile.
+MAX_DIMENSION = 16384
+MAX_PIXELS_PER_FILE = 1 << 28  # 268 M pixels (about 512 MB as 16-bit)
+
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+_MOSAIC_COUNT_TAG = (0x0019, 0x100A)  # Siemens NumberOfImagesInMosaic
+
+
+# ---------------------------------------------------------------------------- reading
+def looks_like_dicom(path: Path) -> bool:
+    """Cheap check: the 'DICM' marker, or a raw data set starting with group 0002/0008."""
+    with path.open("rb") as handle:
+        head = handle.read(132)
+    if len(head) == 132 and head[128:132] == b"DICM":
+        return True
+    return head[:2] in (b"\x02\x00", b"\x08\x00")
+
+
+def read_dataset(path: Path) -> Dataset:
+    """Read a DICOM file, raising UnreadableImageError/NotAnImageError in plain words."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise UnreadableImageError(f"cannot be opened ({exc.strerror or exc})") from exc
+    if size == 0:
+        raise UnreadableImageError("the file is empty (0 bytes)")
+    try:
+        if not looks_like_dicom(path):
+            raise NotAnImageError("not a DICOM or image file")
+        ds = pydicom.dcmread(path, force=True)
+    except (NotAnImageError, UnreadableImageError):
+        raise
+    except InvalidDicomError as exc:
+        raise NotAnImageError("not a DICOM or image file") from exc
+    except PermissionError as exc:
+        raise UnreadableImageError("permission denied") from exc
+    except Exception as exc:
+        raise UnreadableImageError(
+            f"the DICOM file is damaged or truncated and could not be read ({exc})"
+        ) from exc
+    _check_is_image(ds)
+    return ds
+
+
+def _check_is_image(ds: Dataset) -> None:
+    sop_class = str(ds.get("SOPClassUID") or getattr(ds, "file_meta", {}).get(
+        "MediaStorageSOPClassUID", ""))
+    if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
+        raise NotAnImageError("DICOMDIR index (the images it lists are read from their files)")
+    if "PixelData" not in ds and "SOPClassUID" not in ds:
+        raise UnreadableImageError(
+            "the DICOM file is incomplete or truncated: it ends before any image data")
+    if "PixelData" not in ds:
+        name = getattr(ds.get("SOPClassUID"), "name", "") or "unknown object"
+        if "Image" in name:
+            raise UnreadableImageError(f"{name} without pixel data: no image to show")
+        raise NotAnImageError(f"not an image ({name}); skipped")
+    if "Rows" not in ds or "Columns" not in ds:
+        raise UnreadableImageError("the image has no Rows/Columns: its size is unknown")
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    frames = decoding.number_of_frames(ds)
+    if rows <= 0 or cols <= 0:
+        raise UnreadableImageError(f"the image size {rows}x{cols} is empty")
+    if rows > MAX_DIMENSION or cols > MAX_DIMENSION or rows * cols * frames > MAX_PIXELS_PER_FILE:
+        raise UnreadableImageError(
+            f"the image size {cols}x{rows} x {frames} frame(s) is larger than this workstation "
+            f"accepts ({MAX_DIMENSION} pixels a side); the header is probably corrupt"
+        )
+
+
+# ------------------------------------------------------------------------ frame headers
+@dataclass(frozen=True)
+class FrameHeader:
+    """Where one 2D image lives (file, frame, mosaic tile) and its geometry and LUTs."""
+
+    path: Path
+    frame: int | None
+    tile: int | None
+    orientation: tuple[float, float, float, float, float, float] | None
+    image_position: tuple[float, float, float] | None
+    instance_number: int | None
+    slope: float
+    intercept: float
+    window: Window | None
+
+    @cached_property
+    def position(self) -> float | None:
+        if self.orientation is None or self.image_position is None:
+            return None
+        try:
+            return position_along_normal(self.image_position, self.orientation)
+        except ValueError:
+            return None
+
+
+def _floats(value: Any, count: int) -> tuple[float, ...] | None:
+    try:
+        values = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    if len(values) != count or not all(math.isfinite(v) for v in values):
+        return None
+    return values
+
+
+def _first_number(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, pydicom.multival.MultiValue | list | tuple):
+        if not value:
+            return None
+        value = value[0]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _frame_item(ds: Dataset, frame: int, sequence: str) -> Dataset | None:
+    """An item of a functional group macro: per-frame first, then shared (PS3.3 C.7.6.16)."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is not None and frame < len(per_frame) and sequence in per_frame[frame]:
+        seq = per_frame[frame].get(sequence)
+        return seq[0] if len(seq) else None
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    if shared is not None and len(shared) and sequence in shared[0]:
+        seq = shared[0].get(sequence)
+        return seq[0] if len(seq) else None
+    return None
+
+
+def _window_from(item: Dataset | None) -> Window | None:
+    if item is None:
+        return None
+    center = _first_number(item.get("WindowCenter"))
+    width = _first_number(item.get("WindowWidth"))
+    if center is None or width is None or width < 1:
+        return None
+    return Window(center=center, width=width, source="dicom")
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def mosaic_count(ds: Dataset) -> int | None:
+    """Number of images in a Siemens mosaic, or None when ``ds`` is not a mosaic."""
+    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
+    if "MOSAIC" not in image_type or _MOSAIC_COUNT_TAG not in ds:
+        return None
+    value = ds[_MOSAIC_COUNT_TAG].value
+    if isinstance(value, bytes):
+        value = int.from_bytes(value[:2], "little")
+    count = _int_or_none(value)
+    return count if count and count > 1 else None
+
+
+def frame_headers(path: Path, ds: Dataset) -> list[FrameHeader]:
+    """One FrameHeader per 2D image held by the file."""
+    instance = _int_or_none(ds.get("InstanceNumber"))
+    frames = decoding.number_of_frames(ds)
+    if frames > 1 and ("PerFrameFunctionalGroupsSequence" in ds
+                       or "SharedFunctionalGroupsSequence" in ds):
+        headers = []
+        for frame in range(frames):
+            orientation = _floats(
+                getattr(_frame_item(ds, frame, "PlaneOrientationSequence"),
+                        "ImageOrientationPatient", None), 6)
+            position = _floats(
+                getattr(_frame_item(ds, frame, "PlanePositionSequence"),
+                        "ImagePositionPatient", None), 3)
+            transform = _frame_item(ds, frame, "PixelValueTransformationSequence")
+            slope = _first_number(getattr(transform, "RescaleSlope", None))
+            intercept = _first_number(getattr(transform, "RescaleIntercept", None))
+            headers.append(FrameHeader(
+                path=path, frame=frame, tile=None,
+                orientation=orientation or _floats(ds.get("ImageOrientationPatient"), 6),  # type: ignore[arg-type]
+                image_position=position,  # type: ignore[arg-type]
+                instance_number=instance,
+                slope=slope if slope is not None else 1.0,
+                intercept=intercept if intercept is not None else 0.0,
+                window=_window_from(_frame_item(ds, frame, "FrameVOILUTSequence"))
+                or _window_from(ds),
+            ))
+        return headers
+
+    orientation = _floats(ds.get("ImageOrientationPatient"), 6)
+    position = _floats(ds.get("ImagePositionPatient"), 3)
+    slope = _first_number(ds.get("RescaleSlope"))
+    intercept = _first_number(ds.get("RescaleIntercept"))
+    common = dict(
+        path=path, orientation=orientation, instance_number=instance,
+        slope=slope if slope is not None else 1.0,
+        intercept=intercept if intercept is not None else 0.0,
+        window=_window_from(ds),
+    )
+    tiles = mosaic_count(ds)
+    if tiles and frames == 1:
+        # tile positions need the Siemens CSA header; tiles keep their stored order
+        return [FrameHeader(frame=None, tile=t, image_position=None, **common)  # type: ignore[arg-type]
+                for t in range(tiles)]
+    return [
+        FrameHeader(frame=f if frames > 1 else None, tile=None,
+                    image_position=position if frames == 1 else None, **common)  # type: ignore[arg-type]
+        for f in range(frames)
+    ]
+
+
+# ----------------------------------------------------------------------------- grouping
+@dataclass(frozen=True)
+class DicomFile:
+    path: Path
+    dataset: Dataset
+
+
+def group_key(item: DicomFile) -> str:
+    uid = item.dataset.get("SeriesInstanceUID")
+    return str(uid) if uid else f"no-series-uid:{item.path.parent}"
+
+
+def group_series(files: Iterable[DicomFile]) -> list[list[DicomFile]]:
+    """Group files by SeriesInstanceUID, in the order the series were first met."""
+    groups: dict[str, list[DicomFile]] = defaultdict(list)
+    for item in files:
+        groups[group_key(item)].append(item)
+    return list(groups.values())
+
+
+def sort_headers(headers: Sequence[FrameHeader]) -> list[FrameHeader]:
+    """Order slices along the slice normal, else by Instance Number, else by file name."""
+    def by_name(h: FrameHeader) -> tuple[Any, ...]:
+        return (natural_key(h.path.name), h.frame or 0, h.tile or 0)
+
+    if headers and all(h.position is not None for h in headers):
+        return sorted(headers, key=lambda h: (round(h.position or 0.0, 3),
+                                              h.instance_number or 0, *by_name(h)))
+    if all(h.instance_number is not None for h in headers):
+        return sorted(headers, key=lambda h: (h.instance_number or 0, *by_name(h)))
+    return sorted(headers, key=by_name)
+
+
+# ------------------------------------------------------------------------ series build
+def _text(ds: Dataset, keyword: str) -> str | None:
+    value = ds.get(keyword)
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def series_info(ds: Dataset) -> SeriesInfo:
+    spacing = _floats(ds.get("PixelSpacing"), 2)
+    measures = _frame_item(ds, 0, "PixelMeasuresSequence")
+    if spacing is None and measures is not None:
+        spacing = _floats(measures.get("PixelSpacing"), 2)
+    thickness = _first_number(ds.get("SliceThickness"))
+    if thickness is None and measures is not None:
+        thickness = _first_number(measures.get("SliceThickness"))
+    return SeriesInfo(
+        patient_name=_text(ds, "PatientName"),
+        patient_id=_text(ds, "PatientID"),
+        patient_birth_date=_text(ds, "PatientBirthDate"),
+        patient_sex=_text(ds, "PatientSex"),
+        study_date=_text(ds, "StudyDate"),
+        study_description=_text(ds, "StudyDescription"),
+        study_instance_uid=_text(ds, "StudyInstanceUID"),
+        accession_number=_text(ds, "AccessionNumber"),
+        modality=_text(ds, "Modality"),
+        series_number=_int_or_none(ds.get("SeriesNumber")),
+        series_description=_text(ds, "SeriesDescription"),
+        body_part_examined=_text(ds, "BodyPartExamined"),
+        pixel_spacing=spacing,  # type: ignore[arg-type]
+        slice_thickness=thickness,
+        institution_name=_text(ds, "InstitutionName"),
+        manufacturer=_text(ds, "Manufacturer"),
+    )
+
+
+def _tile(image: np.ndarray, count: int, tile: int) -> np.ndarray:
+    per_side = math.ceil(math.sqrt(count))
+    rows, cols = image.shape[0] // per_side, image.shape[1] // per_side
+    r, c = divmod(tile, per_side)
+    return image[r * rows:(r + 1) * rows, c * cols:(c + 1) * cols]
+
+
+def make_slice(pixels: np.ndarray, header: FrameHeader, ds: Dataset,
+               extra_warnings: tuple[str, ...] = ()) -> Slice:
+    """Modality LUT -> window -> MONOCHROME1 inversion for one decoded 2D frame."""
+    warnings = list(extra_warnings)
+    if pixels.ndim == 3:
+        pixels = to_greyscale(pixels)
+        warnings.append("colour image shown in greyscale")
+    raw = rescale(pixels, header.slope, header.intercept)
+    window = header.window or percentile_window(raw)
+    image = apply_window(raw, window)
+    if str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1":
+        image = invert(image)
+    if is_uniform(raw):
+        warnings.append("the image is uniform (no visible content)")
+    return Slice(
+        image=frozen(image), raw=frozen(raw), window=window, source=str(header.path),
+        frame=header.frame if header.frame is not None else header.tile,
+        instance_number=header.instance_number, position=header.position,
+        image_position=header.image_position, orientation=header.orientation,
+        warnings=tuple(warnings),
+    )
+
+
+def build_series(files: Sequence[DicomFile]) -> tuple[list[Series], list[Problem]]:
+    """Decode one SeriesInstanceUID group into one Series per distinct orientation."""
+    problems: list[Problem] = []
+    by_orientation: dict[tuple[float, ...], list[FrameHeader]] = defaultdict(list)
+    datasets = {item.path: item.dataset for item in files}
+    for item in files:
+        for header in frame_headers(item.path, item.dataset):
+            by_orientation[orientation_key(header.orientation)].append(header)
+
+    series_list = []
+    parts = sorted(by_orientation.items(), key=lambda kv: -len(kv[1]))
+    for part_index, (_, headers) in enumerate(parts):
+        ordered = sort_headers(headers)
+        slices, part_problems, syntaxes = _decode_headers(ordered, datasets)
+        problems.extend(part_problems)
+        if not slices:
+            continue
+        first_ds = datasets[ordered[0].path]
+        plane, obliquity = plane_from_orientation(slices[0].orientation)
+        notes = _series_notes(ordered, first_ds, len(parts), part_index)
+        series_list.append(Series(
+            source=str(_common_parent([h.path for h in ordered])),
+            series_uid=_text(first_ds, "SeriesInstanceUID"),
+            info=series_info(first_ds),
+            slices=tuple(slices),
+            plane=plane,
+            plane_source=PlaneSource.DICOM if plane is not Plane.UNKNOWN else PlaneSource.NONE,
+            obliquity_deg=None if obliquity is None else round(obliquity, 1),
+            transfer_syntaxes=tuple(sorted(syntaxes)),
+            problems=tuple(part_problems) + tuple(notes),
+            kind="dicom",
+        ))
+    return series_list, problems
+
+
+def _decode_headers(
+    ordered: Sequence[FrameHeader], datasets: dict[Path, Dataset]
+) -> tuple[list[Slice], list[Problem], set[str]]:
+    slices: list[Slice] = []
+    problems: list[Problem] = []
+    syntaxes: set[str] = set()
+    decoded_cache: dict[Path, decoding.Decoded | None] = {}
+    for header in ordered:
+        ds = datasets[header.path]
+        if header.path not in decoded_cache:
+            ts = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
+            syntaxes.add(ts.name if ts is not None else "unknown")
+            try:
+                decoded_cache[header.path] = decoding.decode(ds)
+            except UnreadableImageError as exc:
+                decoded_cache[header.path] = None
+                problems.append(Problem(str(header.path), str(exc)))
+        decoded = decoded_cache[header.path]
+        if decoded is None:
+            continue
+        index = header.frame or 0
+        if index >= len(decoded.frames):
+            problems.append(Problem(str(header.path), f"frame {index + 1} is missing"))
+            continue
+        pixels = np.asarray(decoded.frames[index])
+        if header.tile is not None:
+            pixels = _tile(pixels, mosaic_count(ds) or 1, header.tile)
+        try:
+            slices.append(make_slice(pixels, header, ds, decoded.warnings))
+        except Exception as exc:  # a malformed LUT must not stop the series
+            problems.append(Problem(str(header.path), f"could not prepare the image ({exc})"))
+    return slices, problems, syntaxes
+
+
+def _series_notes(headers: Sequence[FrameHeader], ds: Dataset, parts: int,
+                  part_index: int) -> list[Problem]:
+    notes = []
+    source = str(headers[0].path.parent)
+    if parts > 1:
+        notes.append(Problem(source, f"series mixes {parts} orientations; this is part "
+                                     f"{part_index + 1}", Severity.WARNING))
+    if any(h.tile is not None for h in headers):
+        count = mosaic_count(ds)
+        notes.append(Problem(source, f"Siemens mosaic: each file was cut into {count} slices, "
+                                     "kept in the order stored in the mosaic", Severity.WARNING))
+    positions = [h.position for h in headers if h.position is not None]
+    if positions and len({round(p, 3) for p in positions}) < len(positions):
+        distinct = len({round(p, 3) for p in positions})
+        notes.append(Problem(source, f"{len(positions)} slices at {distinct} positions "
+                                     "(repeated time points or acquisitions)", Severity.WARNING))
+    return notes
+
+
+def _common_parent(paths: Sequence[Path]) -> Path:
+    parents = {p.parent for p in paths}
+    if len(parents) == 1:
+        return parents.pop()
+    return Path(os.path.commonpath([str(p) for p in parents]))

@@ -1,0 +1,149 @@
+"""The data model of a loaded study: Study -> Series -> Slice.
+
+Everything here is a frozen value. Pixels are numpy arrays that the loaders never mutate
+after construction (they are marked read-only), so a Slice can be shared between the
+viewer, the model and the report without copies.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+FloatImage = npt.NDArray[np.float32]
+
+
+class Plane(enum.StrEnum):
+    """Anatomical plane of a slice or series."""
+
+    AXIAL = "axial"
+    CORONAL = "coronal"
+    SAGITTAL = "sagittal"
+    UNKNOWN = "unknown"
+
+
+class PlaneSource(enum.StrEnum):
+    """Where the plane came from: the DICOM geometry, the model, or nowhere yet."""
+
+    DICOM = "dicom"
+    MODEL = "model"
+    NONE = "none"
+
+
+class Severity(enum.StrEnum):
+    """How much a problem matters to the user."""
+
+    ERROR = "error"  # a file or slice that should have loaded but did not
+    WARNING = "warning"  # loaded, but with something the user should know
+    SKIPPED = "skipped"  # not an image (text notes, NIfTI, DICOMDIR index...)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that went wrong with one file, said in plain words."""
+
+    path: str
+    message: str
+    severity: Severity = Severity.ERROR
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Window:
+    """A display window (DICOM PS3.3 C.11.2.1.2) in modality units."""
+
+    center: float
+    width: float
+    source: str  # "dicom" (from the file), "percentile" (computed), "full-range"
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """The metadata the GUI and the report show. ``None`` means not available."""
+
+    patient_name: str | None = None
+    patient_id: str | None = None
+    patient_birth_date: str | None = None
+    patient_sex: str | None = None
+    study_date: str | None = None
+    study_description: str | None = None
+    study_instance_uid: str | None = None
+    accession_number: str | None = None
+    modality: str | None = None
+    series_number: int | None = None
+    series_description: str | None = None
+    body_part_examined: str | None = None
+    pixel_spacing: tuple[float, float] | None = None
+    slice_thickness: float | None = None
+    institution_name: str | None = None
+    manufacturer: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Slice:
+    """One 2D image ready for display and for the model.
+
+    ``image`` is float32 in [0, 1] after modality LUT, VOI window and MONOCHROME1
+    inversion; ``raw`` keeps the modality values (e.g. MR signal, CT HU) so the viewer can
+    re-window without reading the file again.
+    """
+
+    image: FloatImage
+    raw: FloatImage
+    window: Window
+    source: str
+    frame: int | None = None  # frame number inside a multi-frame file (0-based)
+    instance_number: int | None = None
+    position: float | None = None  # distance along the slice normal, mm
+    image_position: tuple[float, float, float] | None = None
+    orientation: tuple[float, float, float, float, float, float] | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        rows, cols = self.image.shape
+        return int(rows), int(cols)
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    """An ordered stack of slices that belong together."""
+
+    source: str
+    series_uid: str | None
+    info: SeriesInfo
+    slices: tuple[Slice, ...]
+    plane: Plane = Plane.UNKNOWN
+    plane_source: PlaneSource = PlaneSource.NONE
+    obliquity_deg: float | None = None
+    transfer_syntaxes: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    kind: str = "dicom"  # "dicom" or "raster"
+
+    @property
+    def description(self) -> str:
+        if self.info.series_description:
+            return self.info.series_description
+        return Path(self.source).name or self.source
+
+    @property
+    def shape(self) -> tuple[int, int] | None:
+        return self.slices[0].shape if self.slices else None
+
+
+@dataclass(frozen=True)
+class Study:
+    """What came out of opening one or more paths: the series and every problem met."""
+
+    series: tuple[Series, ...] = ()
+    problems: tuple[Problem, ...] = field(default_factory=tuple)
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity is Severity.ERROR)
