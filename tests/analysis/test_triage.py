@@ -1,0 +1,137 @@
+"""The review policy on hand-made predictions (no network involved)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pytest
+
+from workstation.analysis.findings import Verdict
+from workstation.analysis.triage import Policy, series_verdict
+from workstation.imaging import Plane, PlaneSource, Series, SeriesInfo, Slice, Window
+from workstation.imaging.pixels import frozen
+
+POLICY = Policy(review_threshold=0.9, ood_threshold=3.0)
+
+
+@dataclass
+class FakePrediction:
+    probabilities: np.ndarray
+    plane_probabilities: np.ndarray
+    mask: np.ndarray
+    ood_score: float = 1.0
+    foreground_fraction: float = 0.4
+
+
+def prediction(glioma: float = 0.0, meningioma: float = 0.0, pituitary: float = 0.0,
+               ood: float = 1.0, plane: int = 0, mask_at: tuple[int, int] | None = None
+               ) -> FakePrediction:
+    no = 1.0 - glioma - meningioma - pituitary
+    mask = np.zeros((32, 32), np.float32)
+    if mask_at is not None:
+        mask[mask_at[0] - 2:mask_at[0] + 3, mask_at[1] - 2:mask_at[1] + 3] = 0.9
+        mask[mask_at] = 0.99
+    planes = np.full(3, 0.05, np.float32)
+    planes[plane] = 0.9
+    return FakePrediction(np.array([glioma, meningioma, pituitary, no], np.float32), planes,
+                          mask, ood)
+
+
+def series(count: int, modality: str | None = "MR", body_part: str | None = "BRAIN",
+           dicom_plane: bool = True, levels: list[float] | None = None) -> Series:
+    slices = []
+    for k in range(count):
+        level = levels[k] if levels else 100.0
+        raw = np.full((32, 32), level, np.float32)
+        raw[0, 0] = 0
+        slices.append(Slice(frozen(raw / max(level, 1)), frozen(raw), Window(50, 100, "dicom"),
+                            f"img{k}.dcm"))
+    return Series(source="s", series_uid="1.2", slices=tuple(slices),
+                  info=SeriesInfo(modality=modality, body_part_examined=body_part),
+                  plane=Plane.AXIAL if dicom_plane else Plane.UNKNOWN,
+                  plane_source=PlaneSource.DICOM if dicom_plane else PlaneSource.NONE)
+
+
+def test_confident_normal_series_is_cleared() -> None:
+    verdict = series_verdict(series(3), [prediction(glioma=0.02)] * 3, POLICY)
+    assert verdict.verdict is Verdict.NO_TUMOUR
+    assert verdict.review_reasons == ()
+    assert verdict.confidence == pytest.approx(0.98)
+
+
+def test_low_confidence_normal_goes_to_review_with_a_reason() -> None:
+    preds = [prediction(glioma=0.02), prediction(meningioma=0.2), prediction(glioma=0.01)]
+    verdict = series_verdict(series(3), preds, POLICY)
+    assert verdict.verdict is Verdict.REVIEW
+    assert "low-confidence no-tumour" in verdict.review_reasons[0]
+    assert "image 2" in verdict.review_reasons[0]
+    assert verdict.findings[1].verdict is Verdict.REVIEW
+
+
+def test_two_tumour_slices_make_a_tumour_series_with_the_majority_class() -> None:
+    preds = [prediction(), prediction(meningioma=0.7, glioma=0.1, mask_at=(10, 12)),
+             prediction(meningioma=0.6, pituitary=0.2)]
+    verdict = series_verdict(series(3), preds, POLICY)
+    assert verdict.verdict is Verdict.TUMOUR
+    assert verdict.predicted_class == "meningioma"
+    assert verdict.confidence == pytest.approx(0.8)
+    assert verdict.findings[1].peak == (10, 12)
+    assert verdict.findings[1].mask_area_px == 25
+    assert "meningioma" in verdict.headline
+
+
+def test_single_weak_tumour_slice_is_review_not_tumour() -> None:
+    preds = [prediction(), prediction(glioma=0.6), prediction()]
+    verdict = series_verdict(series(3), preds, POLICY)
+    assert verdict.verdict is Verdict.REVIEW
+    assert any("one image suggests a tumour" in r for r in verdict.review_reasons)
+
+
+def test_single_confident_tumour_slice_is_a_tumour() -> None:
+    verdict = series_verdict(series(1), [prediction(pituitary=0.95)], POLICY)
+    assert verdict.verdict is Verdict.TUMOUR and verdict.predicted_class == "pituitary"
+
+
+@pytest.mark.parametrize(("modality", "body_part", "words"), [
+    ("CT", "HEAD", "modality CT"), ("MR", "ABDOMEN", "ABDOMEN"), ("US", None, "modality US")])
+def test_header_says_not_brain_mri(modality: str, body_part: str | None, words: str) -> None:
+    verdict = series_verdict(series(2, modality, body_part), [prediction()] * 2, POLICY)
+    assert verdict.verdict is Verdict.CANNOT_ASSESS
+    assert words in verdict.review_reasons[0]
+
+
+def test_out_of_distribution_images_cannot_be_assessed() -> None:
+    verdict = series_verdict(series(3, None, None), [prediction(ood=9.0)] * 3, POLICY)
+    assert verdict.verdict is Verdict.CANNOT_ASSESS
+    assert "does not look like" in verdict.review_reasons[0]
+
+
+def test_some_unassessable_images_send_the_series_to_review() -> None:
+    preds = [prediction(), prediction(), prediction(ood=9.0)]
+    verdict = series_verdict(series(3), preds, POLICY)
+    assert verdict.verdict is Verdict.REVIEW
+    assert any("could not be assessed" in r for r in verdict.review_reasons)
+
+
+def test_empty_tiles_are_set_aside_not_reviewed() -> None:
+    levels = [100.0, 100.0, 100.0, 2.0]
+    preds = [prediction(), prediction(), prediction(), prediction(meningioma=0.4)]
+    verdict = series_verdict(series(4, levels=levels), preds, POLICY)
+    assert verdict.verdict is Verdict.NO_TUMOUR
+    assert verdict.findings[3].verdict is Verdict.CANNOT_ASSESS
+
+
+def test_plane_from_the_model_when_the_file_has_none() -> None:
+    preds = [prediction(plane=2), prediction(plane=2), prediction(plane=1)]
+    verdict = series_verdict(series(3, None, None, dicom_plane=False), preds, POLICY)
+    assert (verdict.plane, verdict.plane_source) == ("sagittal", "model")
+    dicom = series_verdict(series(3), preds, POLICY)
+    assert (dicom.plane, dicom.plane_source) == ("axial", "dicom")
+    assert dicom.findings[0].plane == "axial"
+
+
+def test_blank_image_cannot_be_assessed() -> None:
+    blank = replace(prediction(), foreground_fraction=0.0)
+    verdict = series_verdict(series(1, None, None), [blank], POLICY)
+    assert verdict.verdict is Verdict.CANNOT_ASSESS

@@ -1,0 +1,63 @@
+"""``workstation triage`` on real data: the documented JSON and the mask files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from workstation.analysis.model_file import default_description
+
+pytestmark = pytest.mark.skipif(not default_description().is_file(), reason="no shipped model")
+
+SLICE_KEYS = {"index", "file", "probabilities", "predicted_class", "verdict", "plane",
+              "plane_probabilities", "review_reasons", "ood_score", "mask_area_px", "peak"}
+SERIES_KEYS = {"source", "series_uid", "description", "modality", "plane", "plane_source",
+               "verdict", "predicted_class", "confidence", "review_reasons", "slices"}
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "workstation", "triage", *args],
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_json_document_and_masks(datasets: Path, tmp_path: Path) -> None:
+    images = datasets / "figshare_cheng" / "images"
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not a png")
+    result = run(str(images / "0001.jpg"), str(images / "0002.jpg"),
+                 str(datasets / "dicom" / "siemens_epi_axial" / "mr_0003"), str(junk),
+                 "--json", "--masks-dir", str(tmp_path / "masks"), "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert set(document) >= {"model", "device", "series", "errors"}
+    assert len(document["model"]["sha256"]) == 64 and document["device"] == "cpu"
+    assert [e["path"].endswith("junk.png") for e in document["errors"]] == [True]
+    assert len(document["series"]) == 3
+    for series in document["series"]:
+        assert set(series) == SERIES_KEYS
+        assert series["verdict"] in {"tumour", "no_tumour", "review", "cannot_assess"}
+        for s in series["slices"]:
+            assert set(s) == SLICE_KEYS
+            assert set(s["probabilities"]) == {"glioma", "meningioma", "pituitary", "no_tumour"}
+    dicom = document["series"][2]
+    assert dicom["plane_source"] == "dicom" and dicom["plane"] == "axial"
+    assert document["series"][0]["plane_source"] == "model"
+    masks = sorted(p.name for p in (tmp_path / "masks").iterdir())
+    assert "0001.png" in masks and "0002.png" in masks and "3_0.png" in masks
+    mask = Image.open(tmp_path / "masks" / "0001.png")
+    assert mask.size == Image.open(images / "0001.jpg").size
+    assert set(mask.getdata()) <= {0, 255}
+
+
+def test_a_tumour_slice_is_not_cleared(datasets: Path) -> None:
+    images = datasets / "figshare_cheng"
+    result = run(str(images / "images" / "0001.jpg"), "--json", "--device", "cpu")
+    document = json.loads(result.stdout)
+    (series,) = document["series"]
+    assert series["verdict"] in {"tumour", "review"}
+    assert series["verdict"] != "no_tumour"

@@ -1,0 +1,148 @@
+"""The real window, driven offscreen: open, scroll, window/level, overlays, verdict,
+reading, export. Checks what is displayed, not only that nothing raised."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pypdf import PdfReader
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+
+from workstation.analysis.model_file import default_description
+from workstation.gui.main_window import MainWindow
+
+needs_model = pytest.mark.skipif(not default_description().is_file(), reason="no shipped model")
+VERDICT_WORDS = ("TUMOUR SUSPECTED", "Tumour suspected", "No tumour detected", "NEEDS HUMAN REVIEW",
+                 "Cannot assess")
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path) -> MainWindow:  # type: ignore[no-untyped-def]
+    win = MainWindow(settings_path=tmp_path / "settings.json", readings_dir=tmp_path / "readings")
+    qtbot.addWidget(win)
+    win.show()
+    return win
+
+
+def wait_for_verdicts(qtbot, win: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    qtbot.waitUntil(lambda: bool(win.series) and len(win.verdicts) == len(win.series)
+                    and not win.analysing, timeout=240_000)
+
+
+def wheel(widget, steps: int) -> None:  # type: ignore[no-untyped-def]
+    centre = QPointF(widget.width() / 2, widget.height() / 2)
+    event = QWheelEvent(centre, widget.mapToGlobal(centre), QPoint(0, 0), QPoint(0, 120 * steps),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    widget.wheelEvent(event)
+
+
+@needs_model
+def test_dicom_series_open_scroll_window_overlays_verdict_reading_export(
+        qtbot, window: MainWindow, datasets: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    window.open_paths([str(datasets / "dicom" / "ge_epi_axial")])
+    qtbot.waitUntil(lambda: window.viewer.current is not None, timeout=30_000)
+    assert len(window.viewer.series.slices) == 150  # type: ignore[union-attr]
+    assert "axial (from DICOM)" in window.browser.item(0).text()
+
+    wheel(window.viewer, -3)  # wheel down = next images
+    assert window.viewer.index == 3
+    qtbot.keyClick(window.viewer, Qt.Key.Key_Down)
+    assert window.viewer.index == 4 and window.slider.value() == 4
+
+    before = window.viewer.display_window
+    centre = window.viewer.rect().center()
+    qtbot.mousePress(window.viewer, Qt.MouseButton.LeftButton, pos=centre)
+    qtbot.mouseMove(window.viewer, centre + QPoint(40, 30))
+    qtbot.mouseRelease(window.viewer, Qt.MouseButton.LeftButton, pos=centre + QPoint(40, 30))
+    assert window.viewer.display_window != before and window.viewer.display_window.source == "user"
+    qtbot.keyClick(window.viewer, Qt.Key.Key_R)
+    assert window.viewer.display_window == window.viewer.current.window  # type: ignore[union-attr]
+
+    wait_for_verdicts(qtbot, window)
+    verdict = window.verdicts[0]
+    assert any(word in window.banner.words for word in VERDICT_WORDS)
+    assert verdict.verdict.value.upper().replace("_", " ") in window.browser.item(0).text()
+    assert window.findings.table.item(3, 1).text().endswith("%")
+    assert window.findings.suspicious.count() == 150
+    assert "Model triage-v1" in window.model_label.text()
+
+    top = max(verdict.findings, key=lambda f: f.suspicion).index
+    qtbot.keyClick(window.viewer, Qt.Key.Key_N)
+    assert window.viewer.index == top
+
+    window.mask_action.trigger()
+    assert window.viewer.overlays.show_mask is False
+    window.mask_action.trigger()
+    assert window.viewer.overlays.show_mask is True
+    assert window.viewer.overlays.mask is not None
+    assert window.viewer.overlays.mask.shape == (64, 64)
+
+    form = window.reading_form
+    form.agreement.setCurrentText("disagree")
+    form.corrected.setCurrentText("glioma")
+    form.note.setPlainText("subtle signal change on image 20")
+    form.reader.setText("Dr Test")
+    form.save_button.click()
+    assert "Recorded" in form.status.text()
+    assert list((tmp_path / "readings").glob("*.json"))
+
+    report = window.export_report(tmp_path / "report.pdf")
+    assert report is not None
+    text = "\n".join(page.extract_text() for page in PdfReader(report).pages)
+    assert "Test Regression" in text and "Dr Test" in text and "subtle signal change" in text
+    assert window.export_masks(tmp_path / "masks") == 150
+    assert (tmp_path / "masks" / "4_0.png").is_file()
+
+
+@needs_model
+def test_png_folder_plane_from_model_and_gradcam(qtbot, window: MainWindow, datasets: Path,
+                                                 tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for number in ("0001", "0002", "0003"):
+        Image.open(datasets / "figshare_cheng" / "images" / f"{number}.jpg").save(
+            folder / f"slice{int(number)}.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG broken")
+    window.open_paths([str(folder)])
+    wait_for_verdicts(qtbot, window)
+    assert window.viewer.series is not None and len(window.viewer.series.slices) == 3
+    assert window.problem_list.count() == 1
+    assert "broken.png" in window.problem_list.item(0).text()
+    assert "from the model" in window.browser.item(0).text()
+    assert window.verdicts[0].plane_source == "model"
+
+    window.gradcam_action.trigger()
+    qtbot.waitUntil(lambda: window.viewer.overlays.gradcam is not None, timeout=60_000)
+    heat = window.viewer.overlays.gradcam
+    assert heat.shape == window.viewer.current.shape  # type: ignore[union-attr]
+    assert float(np.max(heat)) > 0
+
+
+def test_unreadable_study_says_so(qtbot, window: MainWindow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "empty.dcm").write_bytes(b"")
+    window.open_paths([str(tmp_path / "empty.dcm")])
+    qtbot.waitUntil(lambda: "Cannot assess" in window.banner.words, timeout=30_000)
+    assert window.problem_list.count() == 1
+    assert "empty" in window.problem_list.item(0).text()
+
+
+def test_settings_persist_and_recent_studies(qtbot, window: MainWindow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "a.png").write_bytes(b"")
+    window.open_paths([str(tmp_path / "a.png")])
+    qtbot.waitUntil(lambda: "Cannot assess" in window.banner.words, timeout=30_000)
+    from workstation.settings import Settings
+
+    saved = Settings.load(tmp_path / "settings.json")
+    assert saved.recent[0] == str(tmp_path / "a.png")
+    assert [a.text() for a in window.recent_menu.actions()] == [str(tmp_path / "a.png")]
+    shortcuts = {a.text(): a.shortcut().toString() for a in window.actions()}
+    assert shortcuts["Suspect &region"] == "M" and shortcuts["&Export Report (PDF)..."] == "Ctrl+E"

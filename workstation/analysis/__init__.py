@@ -1,0 +1,1 @@
+"""Slice -> Finding. Torch is imported lazily inside this package (engine, network)."""

@@ -1,0 +1,92 @@
+"""Results as values: a Finding per slice and a SeriesVerdict per series (no torch here)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from workstation.imaging.series import Series
+
+CLASSES = ("glioma", "meningioma", "pituitary", "no_tumour")
+PLANES = ("axial", "coronal", "sagittal")
+TUMOUR_CLASSES = CLASSES[:3]
+
+
+class Verdict(enum.StrEnum):
+    TUMOUR = "tumour"  # priority read
+    NO_TUMOUR = "no_tumour"  # routine
+    REVIEW = "review"  # needs human review
+    CANNOT_ASSESS = "cannot_assess"  # not a brain MRI, or unreadable
+
+
+VERDICT_WORDS = {
+    Verdict.TUMOUR: "Tumour suspected (priority read)",
+    Verdict.NO_TUMOUR: "No tumour detected (routine)",
+    Verdict.REVIEW: "Needs human review",
+    Verdict.CANNOT_ASSESS: "Cannot assess",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Finding:
+    """The model's reading of one slice."""
+
+    index: int
+    file: str
+    probabilities: dict[str, float]
+    predicted_class: str
+    verdict: Verdict
+    plane: str
+    plane_probabilities: dict[str, float]
+    review_reasons: tuple[str, ...]
+    ood_score: float
+    mask: npt.NDArray[np.float32]  # suspect-region probability, input image grid
+    mask_area_px: int
+    peak: tuple[int, int] | None  # most suspicious pixel (row, col)
+
+    @property
+    def tumour_probability(self) -> float:
+        return 1.0 - self.probabilities["no_tumour"]
+
+    @property
+    def suspicion(self) -> float:
+        """Order for "most suspicious first" lists."""
+        return self.tumour_probability
+
+
+@dataclass(frozen=True, eq=False)
+class SeriesVerdict:
+    """The verdict on one series, with every slice's finding."""
+
+    series: Series
+    verdict: Verdict
+    predicted_class: str
+    confidence: float  # tumour: p(tumour) of the strongest slice; otherwise p(no_tumour)
+    review_reasons: tuple[str, ...]
+    findings: tuple[Finding, ...]
+    plane: str
+    plane_source: str
+
+    @property
+    def class_probability(self) -> float:
+        """Mean probability of ``predicted_class`` over the slices that voted for a tumour."""
+        voting = [f for f in self.findings if f.verdict is Verdict.TUMOUR] or list(self.findings)
+        if not voting or self.predicted_class not in CLASSES:
+            return 0.0
+        return float(np.mean([f.probabilities[self.predicted_class] for f in voting]))
+
+    @property
+    def headline(self) -> str:
+        words = VERDICT_WORDS[self.verdict]
+        if self.verdict is Verdict.TUMOUR:
+            return (f"{words}: most likely {self.predicted_class} "
+                    f"({self.class_probability:.0%}); tumour probability {self.confidence:.0%}")
+        if self.verdict is Verdict.NO_TUMOUR:
+            return f"{words}: p(no tumour) {self.confidence:.0%} or more on every image"
+        return words
+
+    def most_suspicious(self, count: int = 3) -> list[Finding]:
+        return sorted(self.findings, key=lambda f: -f.suspicion)[:count]

@@ -1,0 +1,63 @@
+"""The shipped model: one weights file verified by sha256 before anything reads it.
+
+``models/<name>.json`` names the weights file and its sha256 and carries the headline
+figures; the weights file (a torch archive of plain tensors and numbers) holds the network
+weights, the calibration temperature, the review threshold and the out-of-distribution
+statistics, so that what is verified is everything the verdict depends on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_MODEL = "triage-v1"
+
+
+class ModelIntegrityError(Exception):
+    """The weights file is missing, or is not the file the model description names."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    sha256: str
+    weights: Path
+    description: Path
+
+    @classmethod
+    def load(cls, description: Path) -> ModelInfo:
+        if not description.is_file():
+            raise ModelIntegrityError(
+                f"no model description at {description}: the triage model is not installed")
+        data = json.loads(description.read_text())
+        return cls(name=data["name"], version=data["version"], sha256=data["sha256"],
+                   weights=description.parent / data["weights"], description=description)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verified_weights(info: ModelInfo) -> Path:
+    """The weights path, after checking its sha256 against the model description."""
+    if not info.weights.is_file():
+        raise ModelIntegrityError(f"the weights file {info.weights.name} is missing")
+    actual = sha256_of(info.weights)
+    if actual != info.sha256:
+        raise ModelIntegrityError(
+            f"the weights file {info.weights.name} does not match its recorded sha256 "
+            f"(expected {info.sha256[:12]}..., found {actual[:12]}...): refusing to use it")
+    return info.weights
+
+
+def default_description() -> Path:
+    return MODELS_DIR / f"{DEFAULT_MODEL}.json"

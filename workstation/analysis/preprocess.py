@@ -1,0 +1,105 @@
+"""The one preprocessing path from a display image to the network input (numpy only).
+
+Training (``workstation.training``) and inference (``analysis.engine``) both call
+``prepare``; what was evaluated is what runs. The brain is cropped to its foreground box
+(made square), resized to ``INPUT_SIZE`` and scaled so that its 99th percentile is 1, which
+removes most differences of field of view and windowing between sources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from skimage.transform import resize
+
+INPUT_SIZE = 160
+_FOREGROUND_FRACTION = 0.08  # of the 99th percentile; below this is background/air
+_MARGIN = 0.04  # of the box side, added around the foreground
+
+
+@dataclass(frozen=True)
+class Crop:
+    """Square box (in input-image pixels) that was resized to the network input."""
+
+    top: int
+    left: int
+    side: int
+    image_shape: tuple[int, int]
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """Network-ready image (INPUT_SIZE x INPUT_SIZE float32 in [0, 1]) and how it was cut."""
+
+    image: npt.NDArray[np.float32]
+    crop: Crop
+    foreground_fraction: float  # share of the input image that is not background
+
+
+def foreground_box(image: npt.NDArray[np.floating]) -> tuple[int, int, int, int, float]:
+    """(top, bottom, left, right) of the non-background area, and its share of pixels."""
+    high = float(np.percentile(image, 99)) if image.size else 0.0
+    if high <= 0:
+        return 0, image.shape[0], 0, image.shape[1], 0.0
+    mask = image > _FOREGROUND_FRACTION * high
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0 or cols.size == 0:
+        return 0, image.shape[0], 0, image.shape[1], 0.0
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1, float(mask.mean())
+
+
+def square_crop(image: npt.NDArray[np.floating]) -> tuple[Crop, float]:
+    top, bottom, left, right, fraction = foreground_box(image)
+    side = max(bottom - top, right - left)
+    side = max(8, round(side * (1 + 2 * _MARGIN)))
+    centre_r, centre_c = (top + bottom) / 2, (left + right) / 2
+    crop = Crop(top=round(centre_r - side / 2), left=round(centre_c - side / 2),
+                side=side, image_shape=(int(image.shape[0]), int(image.shape[1])))
+    return crop, fraction
+
+
+def cut(image: npt.NDArray[np.floating], crop: Crop, fill: float = 0.0) -> npt.NDArray[np.float32]:
+    """The crop box of ``image`` (zero-padded where the box leaves the image)."""
+    out = np.full((crop.side, crop.side), fill, dtype=np.float32)
+    rows, cols = image.shape
+    r0, c0 = max(crop.top, 0), max(crop.left, 0)
+    r1, c1 = min(crop.top + crop.side, rows), min(crop.left + crop.side, cols)
+    if r1 > r0 and c1 > c0:
+        out[r0 - crop.top:r1 - crop.top, c0 - crop.left:c1 - crop.left] = image[r0:r1, c0:c1]
+    return out
+
+
+def prepare(image: npt.NDArray[np.floating], size: int = INPUT_SIZE) -> Prepared:
+    """Display image in [0, 1] -> square, foreground-cropped, intensity-normalised input."""
+    image = np.nan_to_num(np.asarray(image, dtype=np.float32))
+    crop, fraction = square_crop(image)
+    boxed = cut(image, crop)
+    small = resize(boxed, (size, size), order=1, anti_aliasing=crop.side > size,
+                   preserve_range=True).astype(np.float32)
+    high = float(np.percentile(small, 99))
+    if high > 1e-6:
+        small = np.clip(small / high, 0.0, 1.0)
+    return Prepared(image=small.astype(np.float32), crop=crop, foreground_fraction=fraction)
+
+
+def mask_to_input(mask: npt.NDArray[np.generic], crop: Crop, size: int = INPUT_SIZE
+                  ) -> npt.NDArray[np.float32]:
+    """A mask on the input image -> the network's frame (for training targets)."""
+    boxed = cut(np.asarray(mask, dtype=np.float32), crop)
+    return resize(boxed, (size, size), order=1, anti_aliasing=False,
+                  preserve_range=True).astype(np.float32)
+
+
+def mask_to_image(mask: npt.NDArray[np.floating], crop: Crop) -> npt.NDArray[np.float32]:
+    """A mask in the network's frame -> the input image's pixel grid (for display/output)."""
+    boxed = resize(np.asarray(mask, dtype=np.float32), (crop.side, crop.side), order=1,
+                   anti_aliasing=False, preserve_range=True).astype(np.float32)
+    out = np.zeros(crop.image_shape, dtype=np.float32)
+    rows, cols = crop.image_shape
+    r0, c0 = max(crop.top, 0), max(crop.left, 0)
+    r1, c1 = min(crop.top + crop.side, rows), min(crop.left + crop.side, cols)
+    if r1 > r0 and c1 > c0:
+        out[r0:r1, c0:c1] = boxed[r0 - crop.top:r1 - crop.top, c0 - crop.left:c1 - crop.left]
+    return out

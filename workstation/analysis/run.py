@@ -1,0 +1,130 @@
+"""Triage a loaded study end to end, and write its JSON document and mask images."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from workstation import __version__
+from workstation.analysis.findings import Finding, SeriesVerdict
+from workstation.analysis.triage import Policy, series_verdict
+from workstation.imaging.series import Problem, Severity, Study
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    name: str
+    version: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class StudyTriage:
+    study: Study
+    verdicts: tuple[SeriesVerdict, ...]
+    model: ModelSummary
+    device: str
+    seconds: float
+
+
+def triage_study(study: Study, engine: Any,
+                 progress: Callable[[int, int], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> StudyTriage:
+    """Run ``engine`` (an analysis.engine.Engine) on every series of ``study``."""
+    policy = Policy(review_threshold=engine.calibration.review_threshold,
+                    ood_threshold=engine.calibration.ood_threshold)
+    total = sum(len(s.slices) for s in study.series)
+    done = 0
+    verdicts = []
+    seconds = 0.0
+    for series in study.series:
+        def step(n: int, _: int, base: int = done) -> None:
+            if progress is not None:
+                progress(base + n, total)
+        predictions = engine.analyse(series.slices, progress=step, cancelled=cancelled)
+        seconds += engine.last_seconds
+        done += len(series.slices)
+        verdicts.append(series_verdict(series, predictions, policy))
+    info = engine.info
+    return StudyTriage(study, tuple(verdicts), ModelSummary(info.name, info.version, info.sha256),
+                       engine.device, seconds)
+
+
+def _round(value: float) -> float:
+    return round(float(value), 4)
+
+
+def finding_document(finding: Finding) -> dict[str, Any]:
+    return {
+        "index": finding.index,
+        "file": finding.file,
+        "probabilities": {k: _round(v) for k, v in finding.probabilities.items()},
+        "predicted_class": finding.predicted_class,
+        "verdict": finding.verdict.value,
+        "plane": finding.plane,
+        "plane_probabilities": {k: _round(v) for k, v in finding.plane_probabilities.items()},
+        "review_reasons": list(finding.review_reasons),
+        "ood_score": _round(finding.ood_score),
+        "mask_area_px": finding.mask_area_px,
+        "peak": list(finding.peak) if finding.peak is not None else None,
+    }
+
+
+def verdict_document(verdict: SeriesVerdict) -> dict[str, Any]:
+    series = verdict.series
+    return {
+        "source": series.source,
+        "series_uid": series.series_uid,
+        "description": series.description,
+        "modality": series.info.modality,
+        "plane": verdict.plane,
+        "plane_source": verdict.plane_source,
+        "verdict": verdict.verdict.value,
+        "predicted_class": verdict.predicted_class,
+        "confidence": _round(verdict.confidence),
+        "review_reasons": list(verdict.review_reasons),
+        "slices": [finding_document(f) for f in verdict.findings],
+    }
+
+
+def triage_document(result: StudyTriage) -> dict[str, Any]:
+    """The documented ``workstation triage --json`` schema (README)."""
+    errors = [p for p in result.study.problems if p.severity is Severity.ERROR]
+    return {
+        "software_version": __version__,
+        "model": {"name": result.model.name, "version": result.model.version,
+                  "sha256": result.model.sha256},
+        "device": result.device,
+        "series": [verdict_document(v) for v in result.verdicts],
+        "errors": [{"path": p.path, "message": p.message} for p in errors],
+    }
+
+
+def mask_file_name(verdict: SeriesVerdict, finding: Finding) -> str:
+    if verdict.series.kind == "raster":
+        stem = Path(finding.file).stem
+        frame = verdict.series.slices[finding.index].frame
+        return f"{stem}_{frame}.png" if frame else f"{stem}.png"
+    number = verdict.series.info.series_number
+    label = str(number) if number is not None else re.sub(r"\W+", "_", verdict.series.description)
+    return f"{label}_{finding.index}.png"
+
+
+def write_masks(result: StudyTriage, folder: Path) -> list[Problem]:
+    """Each slice's suspect-region mask as a 0/255 PNG at the input image size."""
+    folder.mkdir(parents=True, exist_ok=True)
+    problems = []
+    for verdict in result.verdicts:
+        for finding in verdict.findings:
+            path = folder / mask_file_name(verdict, finding)
+            try:
+                Image.fromarray(((finding.mask >= 0.5) * 255).astype(np.uint8)).save(path)
+            except OSError as exc:
+                problems.append(Problem(str(path), f"could not write the mask ({exc})"))
+    return problems

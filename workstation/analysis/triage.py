@@ -1,0 +1,191 @@
+"""The review policy: calibrated probabilities -> per-slice and per-series verdicts.
+
+A slice is cleared as no_tumour only when p(no_tumour) reaches the review threshold that was
+chosen on the validation split so that no tumour slice there was cleared; anything less
+confident goes to a human. DICOM metadata (Modality, Body Part Examined) and an
+out-of-distribution score on the network's features decide what cannot be assessed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from workstation.analysis.findings import (
+    CLASSES,
+    PLANES,
+    TUMOUR_CLASSES,
+    Finding,
+    SeriesVerdict,
+    Verdict,
+)
+from workstation.imaging.series import PlaneSource, Series
+
+BRAIN_BODY_PARTS = frozenset({"BRAIN", "HEAD", "SKULL", "HEADNECK", "NEURO", "CEREBRUM"})
+MASK_THRESHOLD = 0.5
+MIN_FOREGROUND = 0.03  # below this share of non-background pixels a slice is blank
+# a slice whose bright end is this far below the series' is outside the head (empty tile)
+EMPTY_LEVEL = 0.12
+EMPTY_REASON = "no tissue in this image (outside the head or an empty tile)"
+CONFIDENT_SINGLE_TUMOUR_SLICE = 0.8
+
+
+class Prediction(Protocol):
+    """What the policy needs of a slice's analysis (engine.SlicePrediction provides it)."""
+
+    @property
+    def probabilities(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def plane_probabilities(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def mask(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def ood_score(self) -> float: ...
+    @property
+    def foreground_fraction(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Policy:
+    review_threshold: float
+    ood_threshold: float
+
+
+def metadata_problem(series: Series) -> str | None:
+    """Why the DICOM header says this is not a brain MRI, or None."""
+    modality = (series.info.modality or "").upper()
+    if modality and modality != "MR":
+        return f"not an MR image (modality {modality})"
+    body_part = (series.info.body_part_examined or "").upper().replace(" ", "")
+    if body_part and body_part not in BRAIN_BODY_PARTS:
+        return f"body part '{series.info.body_part_examined}' is not the brain"
+    return None
+
+
+def empty_slices(series: Series) -> list[bool]:
+    """Slices whose 99th-percentile signal is a small fraction of the series' typical one."""
+    levels = np.array([float(np.percentile(np.asarray(s.raw), 99)) for s in series.slices])
+    if levels.size < 3:
+        return [False] * levels.size
+    reference = float(np.percentile(levels, 75))
+    if reference <= 0:
+        return [True] * levels.size
+    return (levels < EMPTY_LEVEL * reference).tolist()
+
+
+def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
+                  dicom_plane: str | None, empty: bool = False) -> Finding:
+    probabilities = {c: float(p) for c, p in zip(CLASSES, prediction.probabilities,
+                                                 strict=True)}
+    plane_probabilities = {p: float(v) for p, v in zip(PLANES, prediction.plane_probabilities,
+                                                       strict=True)}
+    predicted = max(probabilities, key=probabilities.__getitem__)
+    reasons: list[str] = []
+    if empty:
+        verdict = Verdict.CANNOT_ASSESS
+        reasons.append(EMPTY_REASON)
+    elif prediction.foreground_fraction < MIN_FOREGROUND:
+        verdict = Verdict.CANNOT_ASSESS
+        reasons.append("the image is blank or almost empty")
+    elif prediction.ood_score > policy.ood_threshold:
+        verdict = Verdict.CANNOT_ASSESS
+        reasons.append("does not look like the brain MRI the model was trained on")
+    elif predicted != "no_tumour":
+        verdict = Verdict.TUMOUR
+    elif probabilities["no_tumour"] >= policy.review_threshold:
+        verdict = Verdict.NO_TUMOUR
+    else:
+        verdict = Verdict.REVIEW
+        reasons.append(
+            f"low-confidence no-tumour call (p = {probabilities['no_tumour']:.2f}, "
+            f"below the {policy.review_threshold:.2f} needed to clear it)")
+    mask = np.asarray(prediction.mask, dtype=np.float32)
+    region = mask >= MASK_THRESHOLD
+    peak = None
+    if verdict is not Verdict.CANNOT_ASSESS and mask.size:
+        row, col = np.unravel_index(int(np.argmax(mask)), mask.shape)
+        peak = (int(row), int(col))
+    return Finding(
+        index=index, file=file, probabilities=probabilities, predicted_class=predicted,
+        verdict=verdict,
+        plane=dicom_plane or max(plane_probabilities, key=plane_probabilities.__getitem__),
+        plane_probabilities=plane_probabilities, review_reasons=tuple(reasons),
+        ood_score=float(prediction.ood_score), mask=mask,
+        mask_area_px=int(region.sum()) if verdict is not Verdict.CANNOT_ASSESS else 0,
+        peak=peak,
+    )
+
+
+def series_verdict(series: Series, predictions: Sequence[Prediction], policy: Policy
+                   ) -> SeriesVerdict:
+    dicom_plane = series.plane.value if series.plane_source is PlaneSource.DICOM else None
+    empties = empty_slices(series)
+    findings = tuple(
+        slice_finding(i, s.source, p, policy, dicom_plane, empties[i])
+        for i, (s, p) in enumerate(zip(series.slices, predictions, strict=True)))
+    plane, plane_source = _series_plane(series, findings)
+    header_problem = metadata_problem(series)
+    if header_problem is not None:
+        return SeriesVerdict(series, Verdict.CANNOT_ASSESS, "", 0.0, (header_problem,),
+                             findings, plane, plane_source)
+    verdict, predicted, confidence, reasons = decide(findings)
+    return SeriesVerdict(series, verdict, predicted, confidence, tuple(reasons), findings,
+                         plane, plane_source)
+
+
+def decide(findings: Sequence[Finding]) -> tuple[Verdict, str, float, list[str]]:
+    """Series verdict from slice findings: (verdict, class, confidence, reasons)."""
+    if not findings:
+        return Verdict.CANNOT_ASSESS, "", 0.0, ["the series holds no images"]
+    with_tissue = [f for f in findings if EMPTY_REASON not in f.review_reasons]
+    if not with_tissue:
+        return Verdict.CANNOT_ASSESS, "", 0.0, ["no image shows tissue"]
+    findings = with_tissue
+    by_verdict: dict[Verdict, list[Finding]] = {v: [] for v in Verdict}
+    for finding in findings:
+        by_verdict[finding.verdict].append(finding)
+    unassessable = by_verdict[Verdict.CANNOT_ASSESS]
+    if len(unassessable) * 2 > len(findings):
+        causes = sorted({r for f in unassessable for r in f.review_reasons})
+        return Verdict.CANNOT_ASSESS, "", 0.0, [
+            f"{len(unassessable)} of {len(findings)} images: {', '.join(causes)}"]
+    tumour = by_verdict[Verdict.TUMOUR]
+    reasons: list[str] = []
+    predicted = "no_tumour"
+    if tumour:
+        scores = np.mean([[f.probabilities[c] for c in TUMOUR_CLASSES] for f in tumour], axis=0)
+        predicted = TUMOUR_CLASSES[int(np.argmax(scores))]
+        strongest = max(tumour, key=lambda f: f.tumour_probability)
+        confidence = strongest.tumour_probability
+        if len(tumour) >= 2 or confidence >= CONFIDENT_SINGLE_TUMOUR_SLICE:
+            return Verdict.TUMOUR, predicted, confidence, reasons
+        reasons.append(f"one image suggests a tumour ({predicted}, image {strongest.index + 1}, "
+                       f"{confidence:.0%}) and the others do not")
+    low = by_verdict[Verdict.REVIEW]
+    if low:
+        weakest = min(low, key=lambda f: f.probabilities["no_tumour"])
+        reasons.append(f"{len(low)} of {len(findings)} images are low-confidence no-tumour "
+                       f"calls (lowest p = {weakest.probabilities['no_tumour']:.2f}, image "
+                       f"{weakest.index + 1})")
+    if unassessable:
+        reasons.append(f"{len(unassessable)} of {len(findings)} images could not be assessed")
+    if reasons:
+        cleared = [f.probabilities["no_tumour"] for f in findings
+                   if f.verdict is not Verdict.CANNOT_ASSESS]
+        return Verdict.REVIEW, predicted, float(min(cleared)) if cleared else 0.0, reasons
+    confidence = float(min(f.probabilities["no_tumour"] for f in findings))
+    return Verdict.NO_TUMOUR, "no_tumour", confidence, reasons
+
+
+def _series_plane(series: Series, findings: Sequence[Finding]) -> tuple[str, str]:
+    if series.plane_source is PlaneSource.DICOM:
+        return series.plane.value, PlaneSource.DICOM.value
+    votes = Counter(f.plane for f in findings if f.verdict is not Verdict.CANNOT_ASSESS)
+    if not votes:
+        return "unknown", PlaneSource.NONE.value
+    return votes.most_common(1)[0][0], PlaneSource.MODEL.value

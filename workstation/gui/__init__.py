@@ -1,0 +1,1 @@
+"""PySide6 windows, widgets and workers. Calls the layers below, never the other way."""

@@ -1,0 +1,66 @@
+"""``workstation gui [PATH...]``: start the window (Qt imported here, torch only later)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+STARTED = time.perf_counter()
+
+
+def run_gui(paths: Sequence[str], measure: bool = False, started: float | None = None) -> int:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from workstation.gui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Brain MRI triage workstation")
+    window = MainWindow()
+    window.show()
+    app.processEvents()
+    shown = time.perf_counter() - (started or STARTED)
+    if measure:
+        _measure(app, window, paths, shown, QTimer)
+    elif paths:
+        window.open_paths(list(paths))
+    return int(app.exec())
+
+
+def _measure(app: object, window: object, paths: Sequence[str], shown: float,
+             timer_type: Any) -> None:
+    """Print start-up, first-image and responsiveness figures, then quit."""
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def beat() -> None:
+        now = time.perf_counter()
+        if window.analysing:  # type: ignore[attr-defined]
+            gaps.append(now - last[0])
+        last[0] = now
+
+    heartbeat = timer_type()
+    heartbeat.timeout.connect(beat)
+    heartbeat.start(20)
+
+    def done() -> None:
+        busy = window.analysing or window.tasks  # type: ignore[attr-defined]
+        if paths and (busy or not window.verdicts):  # type: ignore[attr-defined]
+            timer_type.singleShot(100, done)
+            return
+        timings = window.timings  # type: ignore[attr-defined]
+        print(f"window shown {shown:.2f} s after start")
+        if paths:
+            print(f"first image shown {timings.get('first_image_s', float('nan')):.3f} s after "
+                  f"opening; analysis {timings.get('analysis_s', float('nan')):.1f} s")
+            if gaps:
+                median = 1000 * sorted(gaps)[len(gaps) // 2]
+                print(f"GUI event loop during analysis: {len(gaps)} ticks of 20 ms, longest "
+                      f"gap {1000 * max(gaps):.0f} ms, median {median:.0f} ms")
+        app.quit()  # type: ignore[attr-defined]
+
+    if paths:
+        window.open_paths(list(paths))  # type: ignore[attr-defined]
+    timer_type.singleShot(100, done)

@@ -1,0 +1,288 @@
+"""The slice viewer: scroll, window/level, zoom/pan, invert, overlays, orientation letters.
+
+Mouse: wheel = next/previous slice, Ctrl+wheel = zoom, left drag = window/level,
+right or middle drag = pan, double-click = fit. The image is windowed from the slice's
+modality values, so re-windowing never re-reads the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QImage,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from workstation.imaging.geometry import direction_letters
+from workstation.imaging.series import Series, Slice, Window
+from workstation.reporting.images import outline
+
+MASK_COLOUR = QColor(255, 200, 0)
+
+
+@dataclass
+class Overlays:
+    mask: npt.NDArray[np.float32] | None = None
+    gradcam: npt.NDArray[np.float32] | None = None
+    show_mask: bool = True
+    show_gradcam: bool = False
+    style: str = "outline"  # outline | fill
+    opacity: float = 0.45
+
+
+def window_image(raw: npt.NDArray[np.float32], window: Window, inverted: bool
+                 ) -> npt.NDArray[np.uint8]:
+    low = window.center - window.width / 2
+    out = np.clip((raw - low) / max(window.width, 1e-6), 0, 1)
+    if inverted:
+        out = 1 - out
+    return np.ascontiguousarray((out * 255).astype(np.uint8))
+
+
+def _grey_qimage(pixels: npt.NDArray[np.uint8]) -> QImage:
+    rows, cols = pixels.shape
+    return QImage(pixels.data, cols, rows, cols, QImage.Format.Format_Grayscale8).copy()
+
+
+def _rgba_qimage(rgba: npt.NDArray[np.uint8]) -> QImage:
+    rows, cols, _ = rgba.shape
+    data = np.ascontiguousarray(rgba)
+    return QImage(data.data, cols, rows, cols * 4, QImage.Format.Format_RGBA8888).copy()
+
+
+def mask_overlay(mask: npt.NDArray[np.float32], style: str, opacity: float
+                 ) -> npt.NDArray[np.uint8]:
+    rgba = np.zeros((*mask.shape, 4), dtype=np.uint8)
+    if style == "fill":
+        region = mask >= 0.5
+        rgba[region] = (MASK_COLOUR.red(), MASK_COLOUR.green(), MASK_COLOUR.blue(),
+                        int(255 * opacity))
+    line = outline(mask)
+    rgba[line] = (MASK_COLOUR.red(), MASK_COLOUR.green(), MASK_COLOUR.blue(), 255)
+    return rgba
+
+
+def heat_overlay(heat: npt.NDArray[np.float32], opacity: float) -> npt.NDArray[np.uint8]:
+    """A blue-to-red ramp; transparent where the heat is low."""
+    h = np.clip(heat, 0, 1)
+    rgba = np.zeros((*h.shape, 4), dtype=np.uint8)
+    rgba[..., 0] = (255 * np.clip(2 * h - 0.5, 0, 1)).astype(np.uint8)
+    rgba[..., 1] = (255 * np.clip(1 - np.abs(2 * h - 1.2), 0, 1)).astype(np.uint8)
+    rgba[..., 2] = (255 * np.clip(1 - 2 * h, 0, 1)).astype(np.uint8)
+    rgba[..., 3] = (255 * opacity * np.clip(h * 1.5 - 0.2, 0, 1)).astype(np.uint8)
+    return rgba
+
+
+class SliceView(QWidget):
+    slice_changed = Signal(int)
+    window_changed = Signal(float, float)
+    hovered = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumSize(320, 320)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.series: Series | None = None
+        self.index = 0
+        self.display_window: Window | None = None
+        self.inverted = False
+        self.zoom = 1.0
+        self.pan = QPointF(0, 0)
+        self.overlays = Overlays()
+        self._image: QImage | None = None
+        self._overlay_images: list[QImage] = []
+        self._drag: tuple[str, QPointF, Window | None, QPointF] | None = None
+
+    # ----------------------------------------------------------------- state changes
+    def set_series(self, series: Series | None) -> None:
+        self.series = series
+        self.index = 0
+        self.display_window = series.slices[0].window if series and series.slices else None
+        self.zoom, self.pan = 1.0, QPointF(0, 0)
+        self.overlays.mask = self.overlays.gradcam = None
+        self._refresh()
+
+    @property
+    def current(self) -> Slice | None:
+        if self.series is None or not self.series.slices:
+            return None
+        return self.series.slices[self.index]
+
+    def set_index(self, index: int) -> None:
+        if self.series is None or not self.series.slices:
+            return
+        index = max(0, min(len(self.series.slices) - 1, index))
+        if index != self.index:
+            self.index = index
+            self.overlays.gradcam = None
+            self._refresh()
+            self.slice_changed.emit(index)
+
+    def step(self, delta: int) -> None:
+        self.set_index(self.index + delta)
+
+    def set_window(self, window: Window) -> None:
+        self.display_window = window
+        self._refresh()
+        self.window_changed.emit(window.center, window.width)
+
+    def reset_window(self) -> None:
+        if self.current is not None:
+            self.set_window(self.current.window)
+
+    def set_inverted(self, inverted: bool) -> None:
+        self.inverted = inverted
+        self._refresh()
+
+    def fit(self) -> None:
+        self.zoom, self.pan = 1.0, QPointF(0, 0)
+        self.update()
+
+    def zoom_by(self, factor: float) -> None:
+        self.zoom = float(np.clip(self.zoom * factor, 0.25, 16.0))
+        self.update()
+
+    def set_overlays(self, mask: npt.NDArray[np.float32] | None = None,
+                     gradcam: npt.NDArray[np.float32] | None = None) -> None:
+        self.overlays.mask = mask
+        self.overlays.gradcam = gradcam
+        self._refresh_overlays()
+        self.update()
+
+    def _refresh(self) -> None:
+        current = self.current
+        if current is None or self.display_window is None:
+            self._image = None
+        else:
+            self._image = _grey_qimage(window_image(np.asarray(current.raw), self.display_window,
+                                                    self.inverted))
+        self._refresh_overlays()
+        self.update()
+
+    def _refresh_overlays(self) -> None:
+        images = []
+        o = self.overlays
+        if o.show_gradcam and o.gradcam is not None:
+            images.append(_rgba_qimage(heat_overlay(o.gradcam, o.opacity)))
+        if o.show_mask and o.mask is not None and (o.mask >= 0.5).any():
+            images.append(_rgba_qimage(mask_overlay(o.mask, o.style, o.opacity)))
+        self._overlay_images = images
+
+    # ---------------------------------------------------------------------- geometry
+    def image_rect(self) -> QRectF:
+        if self._image is None:
+            return QRectF()
+        width, height = self._image.width(), self._image.height()
+        scale = min(self.width() / width, self.height() / height) * self.zoom
+        w, h = width * scale, height * scale
+        return QRectF((self.width() - w) / 2 + self.pan.x(), (self.height() - h) / 2 + self.pan.y(),
+                      w, h)
+
+    def pixel_at(self, point: QPointF) -> tuple[int, int] | None:
+        rect = self.image_rect()
+        if self._image is None or not rect.contains(point):
+            return None
+        col = int((point.x() - rect.x()) / rect.width() * self._image.width())
+        row = int((point.y() - rect.y()) / rect.height() * self._image.height())
+        return row, col
+
+    # ----------------------------------------------------------------------- painting
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), Qt.GlobalColor.black)
+        if self._image is None:
+            painter.setPen(QColor(200, 200, 200))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
+                             "Open a study: File > Open (Ctrl+O), or drop files here")
+            return
+        rect = self.image_rect()
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 2)
+        painter.drawImage(rect, self._image)
+        for overlay in self._overlay_images:
+            painter.drawImage(rect, overlay)
+        self._paint_letters(painter, rect)
+        self._paint_corner(painter)
+
+    def _paint_letters(self, painter: QPainter, rect: QRectF) -> None:
+        current = self.current
+        if current is None or current.orientation is None:
+            return
+        row_dir, col_dir = current.orientation[:3], current.orientation[3:]
+        right, down = direction_letters(row_dir), direction_letters(col_dir)
+        left = direction_letters([-v for v in row_dir])
+        up = direction_letters([-v for v in col_dir])
+        painter.setPen(QColor(255, 255, 120))
+        painter.setFont(QFont("Sans", 12, QFont.Weight.Bold))
+        c = rect.center()
+        painter.drawText(QPointF(max(rect.left(), 0) + 6, c.y()), left)
+        painter.drawText(QPointF(min(rect.right(), self.width()) - 22, c.y()), right)
+        painter.drawText(QPointF(c.x() - 6, max(rect.top(), 0) + 18), up)
+        painter.drawText(QPointF(c.x() - 6, min(rect.bottom(), self.height()) - 6), down)
+
+    def _paint_corner(self, painter: QPainter) -> None:
+        if self.series is None or self.display_window is None:
+            return
+        painter.setPen(QPen(QColor(230, 230, 230)))
+        painter.setFont(QFont("Sans", 10))
+        text = (f"Image {self.index + 1} / {len(self.series.slices)}   "
+                f"W {self.display_window.width:.0f}  L {self.display_window.center:.0f}"
+                + ("   inverted" if self.inverted else "") + f"   zoom {self.zoom:.1f}x")
+        painter.drawText(8, self.height() - 8, text)
+
+    # -------------------------------------------------------------------------- input
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        steps = event.angleDelta().y() / 120
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.zoom_by(1.15 ** steps)
+        elif steps:
+            self.step(-1 if steps > 0 else 1)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        mode = "window" if event.button() == Qt.MouseButton.LeftButton else "pan"
+        self._drag = (mode, event.position(), self.display_window, QPointF(self.pan))
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        self._drag = None
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        self.fit()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self._drag is not None:
+            mode, start, window, pan = self._drag
+            delta = event.position() - start
+            if mode == "pan":
+                self.pan = pan + delta
+                self.update()
+            elif window is not None:
+                scale = max(window.width, 1.0) / 200.0
+                self.set_window(Window(center=window.center + delta.y() * scale,
+                                       width=max(1.0, window.width + delta.x() * scale),
+                                       source="user"))
+        self._report_hover(event.position())
+
+    def _report_hover(self, point: QPointF) -> None:
+        current = self.current
+        where = self.pixel_at(point)
+        if current is None or where is None:
+            self.hovered.emit("")
+            return
+        row, col = where
+        value = float(current.raw[row, col])
+        text = f"pixel ({row}, {col}) value {value:.1f}"
+        if self.overlays.mask is not None:
+            text += f", suspect-region probability {float(self.overlays.mask[row, col]):.2f}"
+        self.hovered.emit(text)

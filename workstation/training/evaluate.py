@@ -1,0 +1,216 @@
+"""Evaluate the shipped model on the grouped test split and write MODEL_CARD.md.
+
+Runs the app's own path: each test image is read by ``workstation.imaging``, prepared by
+``analysis.preprocess`` and analysed by ``analysis.engine``; masks are compared at the
+input image's resolution.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workstation.analysis.engine import Engine
+from workstation.analysis.findings import CLASSES, PLANES, Verdict
+from workstation.analysis.triage import Policy, series_verdict, slice_finding
+from workstation.training.manifest import Manifest
+from workstation.training.probes import probes, without_metadata
+from workstation.training.sources import Item, all_items_for
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray,
+                               bins: int = 15) -> float:
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    edges = np.linspace(0, 1, bins + 1)
+    total = 0.0
+    for low, high in itertools.pairwise(edges):
+        inside = (confidence > low) & (confidence <= high)
+        if inside.any():
+            total += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(total)
+
+
+def macro_f1(confusion: np.ndarray) -> tuple[float, list[float]]:
+    f1s = []
+    for k in range(len(confusion)):
+        tp = confusion[k, k]
+        precision = tp / max(1, confusion[:, k].sum())
+        recall = tp / max(1, confusion[k].sum())
+        total = precision + recall
+        f1s.append(0.0 if total == 0 else 2 * precision * recall / total)
+    return float(np.mean(f1s)), f1s
+
+
+def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
+    total = prediction.sum() + truth.sum()
+    return 1.0 if total == 0 else float(2 * (prediction & truth).sum() / total)
+
+
+def evaluate_items(engine: Engine, items: Iterable[Item], rows: dict[str, dict[str, str]],
+                   batch: int = 32) -> dict[str, Any]:
+    from workstation.analysis.preprocess import mask_to_image, prepare
+
+    policy = Policy(engine.calibration.review_threshold, engine.calibration.ood_threshold)
+    records: list[dict[str, Any]] = []
+    pending: list[Item] = []
+
+    def flush() -> None:
+        prepared = [prepare(item.image) for item in pending]
+        raw = engine.predict_prepared(prepared)
+        from workstation.analysis.engine import SlicePrediction, ood_score
+
+        scores = ood_score(raw["features"], engine.calibration)
+        for k, item in enumerate(pending):
+            mask = mask_to_image(raw["masks"][k], prepared[k].crop)
+            prediction = SlicePrediction(raw["probabilities"][k], raw["plane_probabilities"][k],
+                                         mask, float(scores[k]), prepared[k].foreground_fraction)
+            finding = slice_finding(0, item.uid, prediction, policy, None)
+            row = rows[item.uid]
+            record = {"uid": item.uid, "source": item.source, "label": item.label,
+                      "plane": row["plane"], "plane_method": row["plane_method"],
+                      "logits": raw["logits"][k], "probabilities": raw["probabilities"][k],
+                      "plane_probabilities": raw["plane_probabilities"][k],
+                      "verdict": finding.verdict, "peak": finding.peak}
+            if item.mask is not None and item.mask_known and item.mask.any():
+                truth = item.mask.astype(bool)
+                record["dice"] = dice(mask >= 0.5, truth)
+                record["pointing_hit"] = bool(finding.peak is not None and truth[finding.peak])
+            records.append(record)
+        pending.clear()
+
+    for item in items:
+        pending.append(item)
+        if len(pending) == batch:
+            flush()
+    if pending:
+        flush()
+    return summarise(records, engine)
+
+
+def summarise(records: list[dict[str, Any]], engine: Engine) -> dict[str, Any]:
+    labels = np.array([CLASSES.index(r["label"]) for r in records])
+    probabilities = np.stack([r["probabilities"] for r in records])
+    logits = np.stack([r["logits"] for r in records])
+    raw = np.exp(logits - logits.max(1, keepdims=True))
+    raw /= raw.sum(1, keepdims=True)
+    predicted = probabilities.argmax(1)
+    confusion = np.zeros((4, 4), dtype=int)
+    for t, p in zip(labels, predicted, strict=True):
+        confusion[t, p] += 1
+    f1, per_class_f1 = macro_f1(confusion)
+    no = CLASSES.index("no_tumour")
+    verdicts = [r["verdict"] for r in records]
+    tumour = labels != no
+    cleared = np.array([v is Verdict.NO_TUMOUR for v in verdicts])
+    review = np.array([v is Verdict.REVIEW for v in verdicts])
+    unassessable = np.array([v is Verdict.CANNOT_ASSESS for v in verdicts])
+    by_plane: dict[str, dict[str, Any]] = {}
+    for plane in PLANES:
+        normal = np.array([r["plane"] == plane for r in records]) & ~tumour
+        if normal.any():
+            by_plane[plane] = {
+                "normal_slices": int(normal.sum()),
+                "specificity": float((predicted[normal] == no).mean()),
+                "cleared_as_no_tumour": float(cleared[normal].mean()),
+                "sent_to_review": float(review[normal].mean()),
+            }
+    plane_known = [r for r in records if r["plane"]]
+    plane_exact = [r for r in plane_known if r["plane_method"] in ("dicom", "volume")]
+
+    def plane_accuracy(rs: list[dict[str, Any]]) -> float | None:
+        if not rs:
+            return None
+        return float(np.mean([PLANES[int(np.argmax(r["plane_probabilities"]))] == r["plane"]
+                              for r in rs]))
+
+    masked = [r for r in records if "dice" in r]
+    by_source = defaultdict(list)
+    for r, p in zip(records, predicted, strict=True):
+        by_source[r["source"]].append(CLASSES[p] == r["label"])
+    return {
+        "slices": len(records),
+        "by_source": {k: {"slices": len(v), "accuracy": float(np.mean(v))}
+                      for k, v in sorted(by_source.items())},
+        "accuracy": float((predicted == labels).mean()),
+        "macro_f1": f1,
+        "per_class": {c: {"recall": float(confusion[k, k] / max(1, confusion[k].sum())),
+                          "f1": per_class_f1[k], "slices": int(confusion[k].sum())}
+                      for k, c in enumerate(CLASSES)},
+        "confusion": confusion.tolist(),
+        "tumour_slices_cleared_as_no_tumour": int((tumour & cleared).sum()),
+        "tumour_slices": int(tumour.sum()),
+        "review_rate_all": float(review.mean()),
+        "review_rate_normal": float(review[~tumour].mean()) if (~tumour).any() else None,
+        "cannot_assess_rate": float(unassessable.mean()),
+        "ece_before": expected_calibration_error(raw, labels),
+        "ece_after": expected_calibration_error(probabilities, labels),
+        "specificity_by_plane": by_plane,
+        "plane_accuracy_all_labelled": plane_accuracy(plane_known),
+        "plane_accuracy_exact_labels": plane_accuracy(plane_exact),
+        "plane_labelled_slices": len(plane_known),
+        "plane_exact_slices": len(plane_exact),
+        "mask_dice_mean": float(np.mean([r["dice"] for r in masked])) if masked else None,
+        "pointing_game_hit_rate": (float(np.mean([r["pointing_hit"] for r in masked]))
+                                   if masked else None),
+        "mask_slices": len(masked),
+    }
+
+
+def evaluate_probes(engine: Engine) -> dict[str, Any]:
+    policy = Policy(engine.calibration.review_threshold, engine.calibration.ood_threshold)
+    results = []
+    for probe in probes():
+        with_header = series_verdict(probe.series, engine.analyse(probe.series.slices), policy)
+        image_only = series_verdict(without_metadata(probe.series),
+                                    engine.analyse(probe.series.slices), policy)
+        results.append({"probe": probe.name, "kind": probe.kind,
+                        "verdict": with_header.verdict.value,
+                        "verdict_image_only": image_only.verdict.value,
+                        "ood_score": round(max(f.ood_score for f in image_only.findings), 2)})
+    rejected = sum(r["verdict"] == "cannot_assess" for r in results)
+    rejected_image = sum(r["verdict_image_only"] == "cannot_assess" for r in results)
+    return {"probes": results, "rejected": rejected, "rejected_image_only": rejected_image,
+            "total": len(results)}
+
+
+def cpu_speed(engine: Engine, items: list[Item], repeats: int = 3) -> dict[str, float]:
+    from workstation.imaging import Slice, Window
+    from workstation.imaging.pixels import frozen
+
+    slices = [Slice(frozen(i.image), frozen(i.image), Window(0.5, 1, "full-range"), i.uid)
+              for i in items[:64]]
+    engine.analyse(slices[:16])
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        engine.analyse(slices)
+        times.append(time.perf_counter() - started)
+    best = min(times)
+    return {"ms_per_slice": 1000 * best / len(slices), "slices_per_second": len(slices) / best,
+            "slices": len(slices)}
+
+
+def run(datasets: Path, cache: Path, plane_labels: Path, description: Path | None,
+        device: str = "cpu") -> dict[str, Any]:
+    manifest = Manifest.load(cache, plane_labels)
+    rows = {r["uid"]: r for r in manifest.rows}
+    test_uids = {uid for uid, r in rows.items() if r["split"] == "test"}
+    engine = Engine(description, device=device, threads=2)
+    test_items = list(all_items_for(datasets, cache, test_uids))
+    report = {"model": {"name": engine.info.name, "version": engine.info.version,
+                        "sha256": engine.info.sha256},
+              "device": engine.device,
+              "test": evaluate_items(engine, test_items, rows),
+              "ood": evaluate_probes(engine),
+              "cpu": cpu_speed(Engine(description, device="cpu", threads=2), test_items),
+              "split": json.loads((cache / "manifest_stats.json").read_text()),
+              "split_counts": dict(Counter(r["split"] for r in manifest.rows))}
+    return report

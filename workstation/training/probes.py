@@ -1,0 +1,90 @@
+"""Out-of-distribution probes: images that must come out ``cannot_assess``.
+
+All are read from installed packages (pydicom-data, pydicom, scikit-image) or made here;
+nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from workstation.imaging import Series, SeriesInfo, Slice, Window, load_study
+from workstation.imaging.pixels import frozen
+
+DICOM_PROBES = {
+    "CT head-less abdomen (693_UNCR)": "693_UNCR.dcm",
+    "CT (CT_small)": "CT_small.dcm",
+    "ultrasound (US1_UNCR)": "US1_UNCR.dcm",
+    "ultrasound palette (OBXXXX1A)": "OBXXXX1A.dcm",
+    "chest radiograph (RG1_UNCR)": "RG1_UNCR.dcm",
+    "extremity radiograph (RG3_UNCR)": "RG3_UNCR.dcm",
+    "abdomen MR (MR-SIEMENS-DICOM-WithOverlays)": "MR-SIEMENS-DICOM-WithOverlays.dcm",
+    "abdomen MR (examples_overlay)": "examples_overlay.dcm",
+    "nuclear medicine (JPEG2000_UNC)": "JPEG2000_UNC.dcm",
+}
+PHOTOS = ("astronaut", "coffee", "chelsea", "camera", "rocket", "brick", "grass", "moon")
+
+
+@dataclass(frozen=True, eq=False)
+class Probe:
+    name: str
+    series: Series
+    kind: str  # dicom | photo | synthetic
+
+
+def _find(name: str) -> Path | None:
+    import pydicom.data
+
+    folders = [Path(pydicom.data.__file__).parent / "test_files"]
+    try:
+        import data_store
+
+        folders.append(Path(data_store.__file__).parent / "data")
+    except ImportError:
+        pass
+    for folder in folders:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _image_series(name: str, image: np.ndarray) -> Series:
+    image = np.asarray(image, dtype=np.float32)
+    slice_ = Slice(image=frozen(image), raw=frozen(image),
+                   window=Window(0.5, 1.0, "full-range"), source=name)
+    return Series(source=name, series_uid=None, info=SeriesInfo(series_description=name),
+                  slices=(slice_,), kind="raster")
+
+
+def probes() -> Iterator[Probe]:
+    for name, file in DICOM_PROBES.items():
+        path = _find(file)
+        if path is None:
+            continue
+        for series in load_study([path]).series:
+            yield Probe(name, series, "dicom")
+    from skimage import color, data
+
+    for name in PHOTOS:
+        try:
+            picture = getattr(data, name)()
+        except Exception:  # a picture scikit-image would have to download
+            continue
+        grey = color.rgb2gray(picture) if picture.ndim == 3 else picture / 255.0
+        yield Probe(f"photo: {name}", _image_series(name, grey), "photo")
+    rng = np.random.default_rng(0)
+    yield Probe("blank image", _image_series("blank", np.zeros((256, 256))), "synthetic")
+    yield Probe("uniform grey", _image_series("grey", np.full((256, 256), 0.5)), "synthetic")
+    yield Probe("white noise", _image_series("noise", rng.random((256, 256))), "synthetic")
+    smooth = np.cumsum(np.cumsum(rng.standard_normal((256, 256)), 0), 1)
+    smooth = (smooth - smooth.min()) / (smooth.max() - smooth.min())
+    yield Probe("smooth random field", _image_series("field", smooth), "synthetic")
+
+
+def without_metadata(series: Series) -> Series:
+    """The same pixels with the DICOM header facts removed: the image score alone decides."""
+    return replace(series, info=SeriesInfo(series_description=series.description))

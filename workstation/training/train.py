@@ -1,0 +1,142 @@
+"""The training loop: multi-task loss, weighted sampling, seeded, CPU or GPU.
+
+Run through ``workstation train``; the config (models/train_config.json) says how long and
+with what. Checkpoints go to the output folder after each epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from workstation.analysis.network import CLASSES, PLANES, TriageNet, load_imagenet_backbone
+from workstation.training.augment import augment
+from workstation.training.manifest import Manifest
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 8
+    samples_per_epoch: int = 6000
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.05
+    plane_weight: float = 0.5
+    mask_weight: float = 1.0
+    # normal slices in coronal/sagittal planes are rare: sample them more (plane confound)
+    non_axial_normal_boost: float = 4.0
+    seed: int = 20261125
+    threads: int = 2
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        return cls(**json.loads(path.read_text()))
+
+
+def sample_weights(rows: list[dict[str, str]], config: TrainConfig) -> np.ndarray:
+    """Balance the four classes; boost no-tumour slices that are not axial."""
+    counts = Counter(r["label"] for r in rows)
+    weights = np.array([1.0 / counts[r["label"]] for r in rows])
+    boost = np.array([config.non_axial_normal_boost
+                      if r["label"] == "no_tumour" and r["plane"] in ("coronal", "sagittal")
+                      else 1.0 for r in rows])
+    weights *= boost
+    return weights / weights.sum()
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    prob = torch.sigmoid(logits)
+    inter = (prob * target).sum(dim=(1, 2, 3))
+    total = prob.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3))
+    return 1 - (2 * inter + 1) / (total + 1)
+
+
+def losses(out: object, labels: torch.Tensor, planes: torch.Tensor, masks: torch.Tensor,
+           mask_known: torch.Tensor, config: TrainConfig) -> dict[str, torch.Tensor]:
+    class_loss = F.cross_entropy(out.class_logits, labels,  # type: ignore[attr-defined]
+                                 label_smoothing=config.label_smoothing)
+    known_plane = planes >= 0
+    plane_loss = (F.cross_entropy(out.plane_logits[known_plane],  # type: ignore[attr-defined]
+                                  planes[known_plane])
+                  if bool(known_plane.any()) else class_loss.new_zeros(()))
+    mask_logits = F.interpolate(out.mask_logits, size=masks.shape[-2:],  # type: ignore[attr-defined]
+                                mode="bilinear", align_corners=False)
+    if bool(mask_known.any()):
+        known_logits, known_masks = mask_logits[mask_known], masks[mask_known]
+        bce = F.binary_cross_entropy_with_logits(known_logits, known_masks)
+        has_tumour = known_masks.sum(dim=(1, 2, 3)) > 0
+        dice = (dice_loss(known_logits[has_tumour], known_masks[has_tumour]).mean()
+                if bool(has_tumour.any()) else bce.new_zeros(()))
+        mask_loss = bce * 10 + dice
+    else:
+        mask_loss = class_loss.new_zeros(())
+    total = class_loss + config.plane_weight * plane_loss + config.mask_weight * mask_loss
+    return {"total": total, "class": class_loss, "plane": plane_loss, "mask": mask_loss}
+
+
+def batch_tensors(manifest: Manifest, index: np.ndarray
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    rows = [manifest.rows[i] for i in index]
+    images = torch.from_numpy(manifest.images[index]).float().div(255).unsqueeze(1)
+    masks = torch.from_numpy(manifest.masks[index]).float().unsqueeze(1)
+    labels = torch.tensor([CLASSES.index(r["label"]) for r in rows])
+    planes = torch.tensor([PLANES.index(r["plane"]) if r["plane"] else -1 for r in rows])
+    mask_known = torch.tensor([r["mask_known"] == "1" for r in rows])
+    return images, masks, labels, planes, mask_known
+
+
+def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Path,
+          device: str = "cpu", log: bool = True) -> Path:
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    generator = torch.Generator().manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train_index = np.array([i for i, r in enumerate(manifest.rows) if r["split"] == "train"])
+    weights = sample_weights([manifest.rows[i] for i in train_index], config)
+
+    net = TriageNet()
+    load_imagenet_backbone(net, pretrained)
+    net = net.to(device).to(memory_format=torch.channels_last)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    steps_per_epoch = config.samples_per_epoch // config.batch_size
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=config.learning_rate, total_steps=config.epochs * steps_per_epoch,
+        pct_start=0.1)
+    history = []
+    started = time.perf_counter()
+    for epoch in range(config.epochs):
+        net.train()
+        sums: dict[str, float] = defaultdict(float)
+        for _ in range(steps_per_epoch):
+            index = rng.choice(train_index, size=config.batch_size, p=weights)
+            images, masks, labels, planes, known = batch_tensors(manifest, index)
+            images, masks = augment(images, masks, generator)
+            images = images.to(device, memory_format=torch.channels_last)
+            out = net(images)
+            parts = losses(out, labels.to(device), planes.to(device),
+                           (masks > 0.5).float().to(device), known.to(device), config)
+            optimiser.zero_grad(set_to_none=True)
+            parts["total"].backward()
+            optimiser.step()
+            schedule.step()
+            for key, value in parts.items():
+                sums[key] += float(value.detach())
+        record = {"epoch": epoch + 1, "minutes": round((time.perf_counter() - started) / 60, 1),
+                  **{k: round(v / steps_per_epoch, 4) for k, v in sums.items()}}
+        history.append(record)
+        if log:
+            print(json.dumps(record), flush=True)
+        torch.save(net.state_dict(), out_dir / "checkpoint.pt")
+    (out_dir / "history.json").write_text(json.dumps(
+        {"config": asdict(config), "device": device, "history": history}, indent=2))
+    return out_dir / "checkpoint.pt"
