@@ -16,7 +16,7 @@ $(BIN)/.installed: pyproject.toml
 setup: $(BIN)/.installed
 
 run: setup
-	$(BIN)/workstation inspect $(STUDY)
+	$(BIN)/workstation gui $(STUDY)
 
 lint: setup
 	$(BIN)/ruff check workstation tests

@@ -88,6 +88,8 @@ def _add_training(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--config", type=Path, default=MODELS / "train_config.json")
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     train.add_argument("--rebuild-manifest", action="store_true")
+    train.add_argument("--from-stage1", action="store_true",
+                       help="resume from cache/run/checkpoint_stage1.pt and run stage 2 only")
     commands.add_parser("evaluate", parents=[common],
                         help="evaluate on the test split and rewrite models/MODEL_CARD.md")
     bench = commands.add_parser("benchmark", parents=[common],

@@ -46,7 +46,8 @@ def test_network_outputs_on_real_slices(datasets: Path) -> None:
     engine = Engine(device="cpu")
     study = load_study([datasets / "figshare_cheng" / "images" / "0001.jpg",
                         datasets / "dicom" / "ge_epi_axial"])
-    slices = [study.series[0].slices[0], *study.series[1].slices[:3]]
+    by_kind = {s.kind: s for s in study.series}
+    slices = [by_kind["raster"].slices[0], *by_kind["dicom"].slices[:3]]
     predictions = engine.analyse(slices)
     assert len(predictions) == 4
     for prediction, slice_ in zip(predictions, slices, strict=True):

@@ -44,9 +44,10 @@ def test_json_document_and_masks(datasets: Path, tmp_path: Path) -> None:
         for s in series["slices"]:
             assert set(s) == SLICE_KEYS
             assert set(s["probabilities"]) == {"glioma", "meningioma", "pituitary", "no_tumour"}
-    dicom = document["series"][2]
+    by_source = {Path(s["source"]).name: s for s in document["series"]}
+    dicom = by_source["mr_0003"]
     assert dicom["plane_source"] == "dicom" and dicom["plane"] == "axial"
-    assert document["series"][0]["plane_source"] == "model"
+    assert by_source["0001.jpg"]["plane_source"] == "model"
     masks = sorted(p.name for p in (tmp_path / "masks").iterdir())
     assert "0001.png" in masks and "0002.png" in masks and "3_0.png" in masks
     mask = Image.open(tmp_path / "masks" / "0001.png")

@@ -30,10 +30,8 @@ class Calibration:
     temperature: float
     review_threshold: float  # p(no_tumour) needed to clear a slice as no_tumour
     ood_threshold: float
-    ood_mean: npt.NDArray[np.float32]
-    ood_components: npt.NDArray[np.float32]  # (k, D)
-    ood_variances: npt.NDArray[np.float32]  # (k,)
-    ood_residual_scale: float
+    ood_bank: npt.NDArray[np.float32]  # (N, D) unit-length training features
+    ood_neighbours: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,14 +55,12 @@ def pick_device(requested: str = "auto") -> str:
 
 def ood_score(features: npt.NDArray[np.float32], calibration: Calibration
               ) -> npt.NDArray[np.float32]:
-    """Mahalanobis distance in the training features' principal subspace plus the scaled
-    energy outside it (large for anything unlike the training images)."""
-    centred = features - calibration.ood_mean
-    projected = centred @ calibration.ood_components.T
-    inside = (projected ** 2 / calibration.ood_variances).sum(axis=1)
-    residual = centred - projected @ calibration.ood_components
-    outside = (residual ** 2).sum(axis=1) / calibration.ood_residual_scale
-    return np.sqrt((inside + outside) / (len(calibration.ood_variances) + 1)).astype(np.float32)
+    """Cosine distance to the k-th nearest training feature: near 0 for images like the
+    training slices, large for anything else (Sun et al., ICML 2022)."""
+    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-6)
+    similarity = unit @ calibration.ood_bank.T
+    kth = np.sort(similarity, axis=1)[:, -calibration.ood_neighbours]
+    return (1.0 - kth).astype(np.float32)
 
 
 class Engine:
@@ -86,10 +82,8 @@ class Engine:
             temperature=float(archive["temperature"]),
             review_threshold=float(archive["review_threshold"]),
             ood_threshold=float(archive["ood_threshold"]),
-            ood_mean=archive["ood_mean"].float().numpy(),
-            ood_components=archive["ood_components"].float().numpy(),
-            ood_variances=archive["ood_variances"].float().numpy(),
-            ood_residual_scale=float(archive["ood_residual_scale"]),
+            ood_bank=archive["ood_bank"].float().numpy(),
+            ood_neighbours=int(archive["ood_neighbours"]),
         )
         self.last_seconds = 0.0
 

@@ -41,7 +41,7 @@ class Prepared:
 def foreground_box(image: npt.NDArray[np.floating]) -> tuple[int, int, int, int, float]:
     """(top, bottom, left, right) of the non-background area, and its share of pixels."""
     high = float(np.percentile(image, 99)) if image.size else 0.0
-    if high <= 0:
+    if high <= 0 or float(image.max() - image.min()) < 1e-3:  # empty or uniform
         return 0, image.shape[0], 0, image.shape[1], 0.0
     mask = image > _FOREGROUND_FRACTION * high
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))

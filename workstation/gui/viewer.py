@@ -248,7 +248,9 @@ class SliceView(QWidget):
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             self.zoom_by(1.15 ** steps)
         elif steps:
-            self.step(-1 if steps > 0 else 1)
+            # wheel towards the user (negative) = next image; one image per notch
+            notches = max(1, round(abs(steps)))
+            self.step(-notches if steps > 0 else notches)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         mode = "window" if event.button() == Qt.MouseButton.LeftButton else "pan"

@@ -146,6 +146,10 @@ def summarise(records: list[dict[str, Any]], engine: Engine) -> dict[str, Any]:
                       for k, c in enumerate(CLASSES)},
         "confusion": confusion.tolist(),
         "tumour_slices_cleared_as_no_tumour": int((tumour & cleared).sum()),
+        "cleared_tumour_slices": [
+            {"uid": r["uid"], "label": r["label"],
+             "p_no_tumour": round(float(r["probabilities"][no]), 4)}
+            for r, bad in zip(records, tumour & cleared, strict=True) if bad],
         "tumour_slices": int(tumour.sum()),
         "review_rate_all": float(review.mean()),
         "review_rate_normal": float(review[~tumour].mean()) if (~tumour).any() else None,

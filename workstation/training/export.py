@@ -3,8 +3,8 @@
 - temperature scaling of the class head (minimum validation NLL);
 - the review threshold: the smallest p(no_tumour) that clears a slice such that no tumour
   slice of the validation split is cleared;
-- out-of-distribution statistics of the training features and the score threshold (the
-  99.5th percentile of validation scores, with a 10% margin).
+- out-of-distribution: a bank of training features; an image's score is its cosine distance
+  to the k-th nearest of them, and the threshold the 99.5th percentile of validation scores.
 Everything goes into one fp16 weights archive whose sha256 the model description records.
 """
 
@@ -22,7 +22,8 @@ from workstation.analysis.network import ARCHITECTURE, CLASSES, TriageNet
 from workstation.analysis.preprocess import INPUT_SIZE
 from workstation.training.manifest import Manifest
 
-OOD_COMPONENTS = 32
+OOD_BANK_SIZE = 2000
+OOD_NEIGHBOURS = 10
 NO_TUMOUR = CLASSES.index("no_tumour")
 
 
@@ -61,25 +62,15 @@ def review_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(max(floor, dangerous.max() + 1e-4)) if dangerous.size else floor
 
 
-def ood_statistics(features: np.ndarray) -> dict[str, np.ndarray | float]:
-    mean = features.mean(axis=0)
-    centred = features - mean
-    _, singular, components = np.linalg.svd(centred, full_matrices=False)
-    components = components[:OOD_COMPONENTS]
-    variances = (singular[:OOD_COMPONENTS] ** 2) / (len(features) - 1)
-    residual = centred - (centred @ components.T) @ components
-    return {"mean": mean.astype(np.float32), "components": components.astype(np.float32),
-            "variances": variances.astype(np.float32),
-            "residual_scale": float((residual ** 2).sum(axis=1).mean())}
+def unit(features: np.ndarray) -> np.ndarray:
+    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-6)
 
 
-def ood_scores(features: np.ndarray, stats: dict[str, np.ndarray | float]) -> np.ndarray:
-    centred = features - stats["mean"]
-    projected = centred @ np.asarray(stats["components"]).T
-    inside = (projected ** 2 / stats["variances"]).sum(axis=1)
-    residual = centred - projected @ np.asarray(stats["components"])
-    outside = (residual ** 2).sum(axis=1) / float(stats["residual_scale"])
-    return np.sqrt((inside + outside) / (OOD_COMPONENTS + 1))
+def knn_distance(features: np.ndarray, bank: np.ndarray, k: int = OOD_NEIGHBOURS
+                 ) -> np.ndarray:
+    """1 - cosine similarity to the k-th nearest training feature (Sun et al., 2022)."""
+    similarity = unit(features) @ bank.T
+    return 1.0 - np.sort(similarity, axis=1)[:, -k]
 
 
 def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, version: str,
@@ -93,15 +84,15 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
     val = np.flatnonzero(split == "val")
     train_rows = np.flatnonzero(split == "train")
     rng = np.random.default_rng(0)
-    train_sample = np.sort(rng.choice(train_rows, size=min(3000, len(train_rows)), replace=False))
+    train_sample = np.sort(rng.choice(train_rows, size=min(OOD_BANK_SIZE, len(train_rows)),
+                                      replace=False))
 
     val_out = network_outputs(net, manifest.images[val])
     temperature = fit_temperature(val_out["logits"], labels[val])
     probabilities = softmax(val_out["logits"], temperature)
     threshold = review_threshold(probabilities, labels[val])
-    stats = ood_statistics(network_outputs(net, manifest.images[train_sample])["features"])
-    val_scores = ood_scores(val_out["features"], stats)
-    ood_threshold = float(np.percentile(val_scores, 99.5) * 1.1)
+    bank = unit(network_outputs(net, manifest.images[train_sample])["features"])
+    ood_threshold = float(np.percentile(knn_distance(val_out["features"], bank), 99.5))
 
     archive = {
         "state_dict": {k: v.half() if v.is_floating_point() else v
@@ -109,10 +100,8 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
         "temperature": temperature,
         "review_threshold": threshold,
         "ood_threshold": ood_threshold,
-        "ood_mean": torch.from_numpy(np.asarray(stats["mean"])),
-        "ood_components": torch.from_numpy(np.asarray(stats["components"])).half(),
-        "ood_variances": torch.from_numpy(np.asarray(stats["variances"])),
-        "ood_residual_scale": float(stats["residual_scale"]),
+        "ood_bank": torch.from_numpy(bank.astype(np.float32)).half(),
+        "ood_neighbours": OOD_NEIGHBOURS,
     }
     models_dir.mkdir(parents=True, exist_ok=True)
     weights = models_dir / f"{name}.pt"

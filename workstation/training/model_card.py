@@ -123,6 +123,11 @@ def render(report: dict[str, Any], description: dict[str, Any],
               "feature score):", ""]
     lines += [f"- {p['probe']}: {p['verdict']} / {p['verdict_image_only']} ({p['ood_score']})"
               for p in ood["probes"]]
+    if t["cleared_tumour_slices"]:
+        lines += ["", "Tumour slices of the test split that were cleared as no_tumour "
+                  "(look at them before trusting a 'no tumour'):", ""]
+        lines += [f"- `{c['uid']}` ({c['label']}, p(no_tumour) = {c['p_no_tumour']})"
+                  for c in t["cleared_tumour_slices"]]
     lines += [
         "",
         "## Limits",
@@ -132,6 +137,9 @@ def render(report: dict[str, Any], description: dict[str, Any],
         "  (`models/labels/planes_2d.csv`), not from the scanner.",
         "- Normal coronal and sagittal material is scarce (one BraTS case, one volunteer's",
         "  EPI series); specificity off the axial plane rests on few subjects.",
+        "- Nickparvar's classes hold some CT images (labelled as MRI classes). They make CT",
+        "  look familiar to the image-only out-of-distribution score; a DICOM CT is still",
+        "  refused by its Modality, a CT exported as JPEG is not.",
         "- Targets marked **missed** above are missed on this split; the review policy is",
         "  what keeps a tumour from being cleared, not the accuracy.",
         "",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,10 @@ class TrainConfig:
     non_axial_normal_boost: float = 4.0
     seed: int = 20261125
     threads: int = 2
+    # stage 2: continue from stage 1 at a lower rate with more weight on the mask decoder
+    fine_tune_epochs: int = 0
+    fine_tune_learning_rate: float = 3e-4
+    fine_tune_mask_weight: float = 2.0
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
@@ -94,27 +98,57 @@ def batch_tensors(manifest: Manifest, index: np.ndarray
 
 
 def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Path,
-          device: str = "cpu", log: bool = True) -> Path:
-    torch.manual_seed(config.seed)
+          device: str = "cpu", log: bool = True, from_stage1: bool = False) -> Path:
+    """Stage 1 from ImageNet weights, then the optional fine-tuning stage 2.
+
+    ``from_stage1`` resumes from ``out_dir/checkpoint_stage1.pt`` (written by stage 1) and
+    runs stage 2 only; each stage is seeded on its own, so both routes give the same run.
+    """
     torch.set_num_threads(config.threads)
-    generator = torch.Generator().manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     train_index = np.array([i for i, r in enumerate(manifest.rows) if r["split"] == "train"])
     weights = sample_weights([manifest.rows[i] for i in train_index], config)
-
     net = TriageNet()
-    load_imagenet_backbone(net, pretrained)
+    history: list[dict[str, float]] = []
+    stage1 = out_dir / "checkpoint_stage1.pt"
+    if from_stage1:
+        net.load_state_dict(torch.load(stage1, map_location="cpu", weights_only=True))
+        history = json.loads((out_dir / "history.json").read_text())["history"][
+            :config.epochs]
+    else:
+        load_imagenet_backbone(net, pretrained)
     net = net.to(device).to(memory_format=torch.channels_last)
-    optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate,
+    started = time.perf_counter() - 60 * (history[-1]["minutes"] if history else 0.0)
+    if not from_stage1:
+        _run_stage(net, manifest, train_index, weights, config, config.epochs,
+                   config.learning_rate, config.mask_weight, config.seed, device, history,
+                   started, log, pct_start=0.1)
+        torch.save(net.state_dict(), stage1)
+    if config.fine_tune_epochs:
+        _run_stage(net, manifest, train_index, weights, config, config.fine_tune_epochs,
+                   config.fine_tune_learning_rate, config.fine_tune_mask_weight,
+                   config.seed + 1, device, history, started, log, pct_start=0.05)
+    torch.save(net.state_dict(), out_dir / "checkpoint.pt")
+    (out_dir / "history.json").write_text(json.dumps(
+        {"config": asdict(config), "device": device, "history": history}, indent=2))
+    return out_dir / "checkpoint.pt"
+
+
+def _run_stage(net: TriageNet, manifest: Manifest, train_index: np.ndarray,
+               weights: np.ndarray, config: TrainConfig, epochs: int, learning_rate: float,
+               mask_weight: float, seed: int, device: str, history: list[dict[str, float]],
+               started: float, log: bool, pct_start: float) -> None:
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    stage_config = replace(config, mask_weight=mask_weight)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=learning_rate,
                                   weight_decay=config.weight_decay)
     steps_per_epoch = config.samples_per_epoch // config.batch_size
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=config.learning_rate, total_steps=config.epochs * steps_per_epoch,
-        pct_start=0.1)
-    history = []
-    started = time.perf_counter()
-    for epoch in range(config.epochs):
+        optimiser, max_lr=learning_rate, total_steps=epochs * steps_per_epoch,
+        pct_start=pct_start)
+    for _ in range(epochs):
         net.train()
         sums: dict[str, float] = defaultdict(float)
         for _ in range(steps_per_epoch):
@@ -124,19 +158,17 @@ def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Pa
             images = images.to(device, memory_format=torch.channels_last)
             out = net(images)
             parts = losses(out, labels.to(device), planes.to(device),
-                           (masks > 0.5).float().to(device), known.to(device), config)
+                           (masks > 0.5).float().to(device), known.to(device), stage_config)
             optimiser.zero_grad(set_to_none=True)
             parts["total"].backward()
             optimiser.step()
             schedule.step()
             for key, value in parts.items():
                 sums[key] += float(value.detach())
-        record = {"epoch": epoch + 1, "minutes": round((time.perf_counter() - started) / 60, 1),
+        record = {"epoch": len(history) + 1,
+                  "minutes": round((time.perf_counter() - started) / 60, 1),
+                  "learning_rate": learning_rate,
                   **{k: round(v / steps_per_epoch, 4) for k, v in sums.items()}}
         history.append(record)
         if log:
             print(json.dumps(record), flush=True)
-        torch.save(net.state_dict(), out_dir / "checkpoint.pt")
-    (out_dir / "history.json").write_text(json.dumps(
-        {"config": asdict(config), "device": device, "history": history}, indent=2))
-    return out_dir / "checkpoint.pt"

@@ -1,0 +1,101 @@
+"""Pieces of the training pipeline that can be checked without training anything."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage.transform import resize
+
+from workstation.analysis.preprocess import prepare
+from workstation.training import dedup
+from workstation.training.evaluate import dice, expected_calibration_error, macro_f1
+from workstation.training.export import fit_temperature, knn_distance, review_threshold, unit
+from workstation.training.manifest import assign_splits
+
+
+def phantom(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:128, :128]
+    image = np.zeros((128, 128), np.float32)
+    image[((yy - 64) / 50) ** 2 + ((xx - 64) / 40) ** 2 < 1] = 0.5
+    for _ in range(6):
+        r, c = rng.integers(30, 98, 2)
+        image[((yy - r) / 8) ** 2 + ((xx - c) / 8) ** 2 < 1] = rng.uniform(0.6, 1.0)
+    return image
+
+
+def test_near_copies_cluster_and_different_images_do_not() -> None:
+    original = phantom(1)
+    copies = [original, resize(original, (200, 200)), np.pad(original, 30),
+              original[4:-4, 4:-4], phantom(2), phantom(3)]
+    signatures = np.stack([dedup.signature(prepare(c).image) for c in copies])
+    ids = dedup.clusters(signatures)
+    assert len(set(ids[:4].tolist())) == 1
+    assert len(set(ids.tolist())) == 3
+
+
+def test_split_keeps_pinned_groups_and_excludes_leaking_copies() -> None:
+    rows = [{"uid": f"u{i}", "group": g, "split": "", "cluster": ""} for i, g in enumerate(
+        ["figshare-fold1", "figshare-fold4", "", "", "", "figshare-fold3"])]
+    # 0 and 1 look alike across folds; 2 is a copy of both; 3-4 form a free cluster
+    clusters = np.array([0, 0, 0, 3, 3, 5])
+    stats = assign_splits(rows, clusters)
+    assert [r["split"] for r in rows[:3]] == ["train", "test", "excluded"]
+    assert rows[3]["split"] == rows[4]["split"] in {"train", "val", "test"}
+    assert rows[5]["split"] == "val"
+    assert stats["images_excluded"] == 1 and stats["clusters_pinned_to_several_sides"] == 1
+
+
+def test_temperature_and_review_threshold() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 4000)
+    logits = rng.normal(0, 1, (4000, 4))
+    logits[np.arange(4000), labels] += 2.0
+    base = fit_temperature(logits, labels)
+    # logits three times too sharp need a temperature three times higher
+    assert fit_temperature(logits * 3.0, labels) == pytest.approx(3.0 * base, rel=0.05)
+    probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    threshold = review_threshold(probabilities, labels)
+    tumour = labels != 3
+    cleared = (probabilities.argmax(1) == 3) & (probabilities[:, 3] >= threshold)
+    assert not (cleared & tumour).any()
+
+
+def test_knn_distance_separates_unlike_features() -> None:
+    rng = np.random.default_rng(0)
+    bank = unit(rng.normal(0, 1, (500, 16)) + 5)
+    near = rng.normal(0, 1, (10, 16)) + 5
+    far = rng.normal(0, 1, (10, 16)) - 5
+    assert knn_distance(near, bank).max() < knn_distance(far, bank).min()
+
+
+def test_metrics() -> None:
+    confusion = np.array([[5, 0], [1, 4]])
+    f1, per_class = macro_f1(confusion)
+    assert per_class[0] == pytest.approx(10 / 11) and f1 == pytest.approx((10 / 11 + 8 / 9) / 2)
+    a = np.zeros((4, 4), bool)
+    a[:2] = True
+    assert dice(a, a) == 1.0 and dice(a, ~a) == 0.0
+    perfect = np.eye(4)[[0, 1, 2, 3]]
+    assert expected_calibration_error(perfect, np.array([0, 1, 2, 3])) == 0.0
+
+
+def test_augment_moves_mask_with_image() -> None:
+    torch = pytest.importorskip("torch")
+    from workstation.training.augment import augment
+
+    images = torch.zeros(4, 1, 32, 32)
+    images[:, :, 8:16, 4:10] = 1.0
+    masks = images.clone()
+    out_images, out_masks = augment(images, masks, torch.Generator().manual_seed(0))
+    assert out_images.shape == images.shape and out_masks.shape == masks.shape
+    for image, mask in zip(out_images, out_masks, strict=True):
+        bright = image[0] > 0.5
+        assert (mask[0][bright] > 0.3).float().mean() > 0.8
+
+
+def test_probes_are_all_local() -> None:
+    from workstation.training.probes import probes
+
+    kinds = {p.kind for p in probes()}
+    assert kinds == {"dicom", "photo", "synthetic"}
