@@ -15,6 +15,15 @@ PLANES = ("axial", "coronal", "sagittal")
 TUMOUR_CLASSES = CLASSES[:3]
 
 
+def percent(p: float) -> str:
+    """A probability for people: never '100%' or '0%' for what is not certain."""
+    if p >= 0.995:
+        return ">99%"
+    if p < 0.005:
+        return "<1%"
+    return f"{p:.0%}"
+
+
 class Verdict(enum.StrEnum):
     TUMOUR = "tumour"  # priority read
     NO_TUMOUR = "no_tumour"  # routine
@@ -83,9 +92,10 @@ class SeriesVerdict:
         words = VERDICT_WORDS[self.verdict]
         if self.verdict is Verdict.TUMOUR:
             return (f"{words}: most likely {self.predicted_class} "
-                    f"({self.class_probability:.0%}); tumour probability {self.confidence:.0%}")
+                    f"({percent(self.class_probability)}); tumour probability "
+                    f"{percent(self.confidence)}")
         if self.verdict is Verdict.NO_TUMOUR:
-            return f"{words}: p(no tumour) {self.confidence:.0%} or more on every image"
+            return f"{words}: p(no tumour) {percent(self.confidence)} or more on every image"
         return words
 
     def most_suspicious(self, count: int = 3) -> list[Finding]:

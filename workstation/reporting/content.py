@@ -156,6 +156,11 @@ def build_content(result: StudyTriage, readings: dict[str, Reading], institution
     files = [s.source for v in result.verdicts for s in v.series.slices]
     count, digest = inputs_digest(files)
     worst, text, reasons = overall(result.verdicts)
+    patients = {(v.series.info.patient_id or "", v.series.info.patient_name or "")
+                for v in result.verdicts}
+    if len(patients) > 1:
+        reasons = (f"the input holds images of {len(patients)} different patients or sources: "
+                   "check that this report belongs to one patient before filing it", *reasons)
     provenance = {
         "Model": f"{result.model.name} {result.model.version}",
         "Model sha256": result.model.sha256,

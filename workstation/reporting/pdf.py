@@ -34,7 +34,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from workstation.analysis.findings import CLASSES, Finding, Verdict
+from workstation.analysis.findings import CLASSES, Finding, Verdict, percent
 from workstation.reporting.content import DISCLAIMER, ReportContent, SeriesSection
 from workstation.reporting.images import grey_picture, outlined_picture
 
@@ -187,7 +187,8 @@ def _series_table(content: ReportContent, styles: dict[str, ParagraphStyle], wid
 
 
 def _probabilities(finding: Finding) -> str:
-    return ", ".join(f"{c.replace('_', ' ')} {finding.probabilities[c]:.0%}" for c in CLASSES)
+    return ", ".join(f"{c.replace('_', ' ')} {percent(finding.probabilities[c])}"
+                     for c in CLASSES)
 
 
 def _key_images(section: SeriesSection, styles: dict[str, ParagraphStyle], width: float
