@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workstation.imaging import Plane, PlaneSource, Severity, load_study
+from workstation.imaging import Plane, PlaneSource, Series, Severity, load_study
 
 
 def test_ge_150_files_are_one_series_in_position_order(datasets: Path) -> None:
@@ -57,3 +57,17 @@ def test_jpeg_lossless_and_jpeg2000_mosaics_match_in_content(datasets: Path) -> 
         stack = np.stack([s.raw for s in series.slices])
         assert stack.shape == (72, 86, 86)
         assert stack.max() > 100
+
+
+def test_large_folder_previews_its_first_image_before_the_series(datasets: Path) -> None:
+    from workstation.imaging import iter_study
+    from workstation.imaging.study import Preview
+
+    items = list(iter_study([datasets / "dicom" / "ge_epi_axial"], previews=True))
+    kinds = [type(i).__name__ for i in items]
+    assert kinds.index("Preview") < kinds.index("Series")
+    preview = next(i for i in items if isinstance(i, Preview))
+    series = next(i for i in items if isinstance(i, Series))
+    assert preview.files == 151  # 150 images and the folder's README text file
+    shown = next(s for s in series.slices if s.source == preview.slice.source)
+    np.testing.assert_array_equal(shown.image, preview.slice.image)

@@ -38,7 +38,8 @@ from workstation.gui.panels import FindingsPanel, ReadingForm, SeriesBrowser, Ve
 from workstation.gui.viewer import SliceView
 from workstation.gui.workers import EngineHolder, Task, analysis_work, gradcam_work, load_work
 from workstation.imaging.pixels import percentile_window
-from workstation.imaging.series import Problem, Series, Severity, Study, Window
+from workstation.imaging.series import Problem, Series, SeriesInfo, Severity, Study, Window
+from workstation.imaging.study import Preview
 from workstation.settings import Settings
 from workstation.store.readings import Reading, load_readings, save_reading, series_key
 
@@ -61,6 +62,7 @@ class MainWindow(QMainWindow):
         self.readings: dict[str, Reading] = {}
         self.current_row = -1
         self._suspicion_cursor = -1
+        self._preview_source = ""
         self.tasks: list[Task] = []
         self.analysing = False
         self.timings: dict[str, float] = {}
@@ -224,6 +226,7 @@ class MainWindow(QMainWindow):
         self.paths = [str(p) for p in paths]
         self.series, self.problems, self.verdicts = [], [], {}
         self.current_row = -1
+        self._preview_source = ""
         self.browser.clear()
         self.problem_list.clear()
         self.problem_dock.hide()
@@ -251,12 +254,24 @@ class MainWindow(QMainWindow):
         self.pool.start(task)
 
     def _loaded_item(self, item: object) -> None:
+        if isinstance(item, Preview) and not self.series:
+            self._preview_source = item.slice.source
+            self.viewer.set_series(Series(source=item.slice.source, series_uid=None,
+                                          info=SeriesInfo(), slices=(item.slice,)))
+            self.banner.show_text(f"Reading {item.files} files... (showing the first image "
+                                  "read; no verdict yet)", "#3c3c3c", "white")
+            self.timings["first_image_s"] = time.perf_counter() - self._opened_at
         if isinstance(item, Series):
             self.series.append(item)
             self.browser.add_series(item)
             if len(self.series) == 1:
                 self.browser.setCurrentRow(0)
-                self.timings["first_image_s"] = time.perf_counter() - self._opened_at
+                self.timings.setdefault("first_image_s", time.perf_counter() - self._opened_at)
+                self.timings["first_series_s"] = time.perf_counter() - self._opened_at
+                # stay on the image the preview showed, now in its sorted place
+                sources = [s.source for s in item.slices]
+                if self._preview_source in sources:
+                    self.viewer.set_index(sources.index(self._preview_source))
         elif isinstance(item, Problem):
             self.problems.append(item)
             if item.severity is Severity.ERROR:

@@ -67,7 +67,7 @@ def load_work(paths: Sequence[str]) -> Callable[[Task], Any]:
 
         count = 0
         task.report(0, 0, "Reading files...")
-        for item in iter_study(list(paths)):
+        for item in iter_study(list(paths), previews=True):
             if task.cancelled:
                 break
             if isinstance(item, Series):

@@ -10,13 +10,36 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workstation.imaging.dicom import DicomFile, build_series, group_series, read_dataset
+from workstation.imaging import decode as decoding
+from workstation.imaging.dicom import (
+    DicomFile,
+    build_series,
+    frame_headers,
+    group_series,
+    make_slice,
+    read_dataset,
+)
 from workstation.imaging.errors import NotAnImageError, UnreadableImageError
 from workstation.imaging.naming import natural_key
 from workstation.imaging.raster import is_raster, load_raster_series
-from workstation.imaging.series import Problem, Series, Severity, Study
+from workstation.imaging.series import Problem, Series, Severity, Slice, Study
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img")
+
+
+@dataclass(frozen=True, eq=False)
+class Preview:
+    """The first image read from a large folder, shown while the rest is still read.
+
+    A series can only be ordered once every file is read; a viewer shows this meanwhile and
+    then moves to the same file's place in the finished series.
+    """
+
+    slice: Slice
+    files: int  # DICOM files being read
+
+
+PREVIEW_FROM = 8  # folders with fewer DICOM files load too fast to need a preview
 
 
 @dataclass
@@ -98,14 +121,35 @@ def _walk_folder(root: Path, found: Discovery) -> None:
         found.problems.append(Problem(str(root), "the folder holds no files"))
 
 
-def iter_study(paths: Sequence[str | os.PathLike[str]]) -> Iterator[Series | Problem]:
-    """Yield each series as soon as it is loaded, and each problem as it is met."""
+def _preview(item: DicomFile, files: int) -> Preview | None:
+    try:
+        header = frame_headers(item.path, item.dataset)[0]
+        if header.tile is not None:
+            return None  # a mosaic's first tile is rarely a useful picture
+        frames = decoding.decode(item.dataset).frames
+        return Preview(make_slice(frames[header.frame or 0], header, item.dataset), files)
+    except Exception:  # the file's problem is reported when the series is built
+        return None
+
+
+def iter_study(paths: Sequence[str | os.PathLike[str]], previews: bool = False
+               ) -> Iterator[Series | Problem | Preview]:
+    """Yield each series as soon as it is loaded, and each problem as it is met.
+
+    With ``previews``, a large DICOM folder first yields a Preview of its first image.
+    """
     found = discover(paths)
     yield from found.problems
     dicom_files: list[DicomFile] = []
+    want_preview = previews and len(found.dicom_candidates) >= PREVIEW_FROM
     for path in found.dicom_candidates:
         try:
             dicom_files.append(DicomFile(path, read_dataset(path)))
+            if want_preview:
+                preview = _preview(dicom_files[-1], len(found.dicom_candidates))
+                if preview is not None:
+                    want_preview = False
+                    yield preview
         except NotAnImageError as exc:
             yield Problem(str(path), str(exc), Severity.SKIPPED)
         except UnreadableImageError as exc:
@@ -131,6 +175,8 @@ def load_study(
     series: list[Series] = []
     problems: list[Problem] = []
     for item in iter_study(paths):
+        if isinstance(item, Preview):
+            continue
         if isinstance(item, Series):
             series.append(item)
             if on_series is not None:
