@@ -434,8 +434,8 @@ class MainWindow(QMainWindow):
             self.viewer.set_overlays(self.viewer.overlays.mask, None)
 
     def _start_gradcam(self, finding: Finding) -> None:
-        if self.holder.engine is None:
-            return
+        if self.holder.engine is None or self.analysing:
+            return  # Grad-CAM hooks the network the analysis is using
         probabilities = [finding.probabilities[c] for c in TUMOUR_CLASSES]
         target = CLASSES.index(finding.predicted_class) if finding.predicted_class != \
             "no_tumour" else int(np.argmax(probabilities))
