@@ -16,7 +16,7 @@ from workstation.imaging import Series, SeriesInfo, Slice, Window, load_study
 from workstation.imaging.pixels import frozen
 
 DICOM_PROBES = {
-    "CT head-less abdomen (693_UNCR)": "693_UNCR.dcm",
+    "CT (693_UNCR)": "693_UNCR.dcm",
     "CT (CT_small)": "CT_small.dcm",
     "ultrasound (US1_UNCR)": "US1_UNCR.dcm",
     "ultrasound palette (OBXXXX1A)": "OBXXXX1A.dcm",
