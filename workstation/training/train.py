@@ -104,7 +104,11 @@ def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Pa
     ``from_stage1`` resumes from ``out_dir/checkpoint_stage1.pt`` (written by stage 1) and
     runs stage 2 only; each stage is seeded on its own, so both routes give the same run.
     """
+    # seed before the heads are initialised: the run must not depend on anything earlier
+    torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
+    generator = torch.Generator().manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     train_index = np.array([i for i, r in enumerate(manifest.rows) if r["split"] == "train"])
     weights = sample_weights([manifest.rows[i] for i in train_index], config)
@@ -121,13 +125,16 @@ def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Pa
     started = time.perf_counter() - 60 * (history[-1]["minutes"] if history else 0.0)
     if not from_stage1:
         _run_stage(net, manifest, train_index, weights, config, config.epochs,
-                   config.learning_rate, config.mask_weight, config.seed, device, history,
+                   config.learning_rate, config.mask_weight, generator, rng, device, history,
                    started, log, pct_start=0.1)
         torch.save(net.state_dict(), stage1)
     if config.fine_tune_epochs:
+        seed = config.seed + 1
+        torch.manual_seed(seed)
         _run_stage(net, manifest, train_index, weights, config, config.fine_tune_epochs,
                    config.fine_tune_learning_rate, config.fine_tune_mask_weight,
-                   config.seed + 1, device, history, started, log, pct_start=0.05)
+                   torch.Generator().manual_seed(seed), np.random.default_rng(seed), device,
+                   history, started, log, pct_start=0.05)
     torch.save(net.state_dict(), out_dir / "checkpoint.pt")
     (out_dir / "history.json").write_text(json.dumps(
         {"config": asdict(config), "device": device, "history": history}, indent=2))
@@ -136,11 +143,9 @@ def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Pa
 
 def _run_stage(net: TriageNet, manifest: Manifest, train_index: np.ndarray,
                weights: np.ndarray, config: TrainConfig, epochs: int, learning_rate: float,
-               mask_weight: float, seed: int, device: str, history: list[dict[str, float]],
-               started: float, log: bool, pct_start: float) -> None:
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
+               mask_weight: float, generator: torch.Generator, rng: np.random.Generator,
+               device: str, history: list[dict[str, float]], started: float, log: bool,
+               pct_start: float) -> None:
     stage_config = replace(config, mask_weight=mask_weight)
     optimiser = torch.optim.AdamW(net.parameters(), lr=learning_rate,
                                   weight_decay=config.weight_decay)
