@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from skimage.transform import resize
 
+from workstation.analysis.ood import knn_distance, unit
 from workstation.analysis.preprocess import prepare
 from workstation.training import dedup
 from workstation.training.evaluate import dice, expected_calibration_error, macro_f1
-from workstation.training.export import fit_temperature, knn_distance, review_threshold, unit
+from workstation.training.export import fit_temperature, review_threshold
 from workstation.training.manifest import assign_splits
 
 
@@ -66,7 +67,7 @@ def test_knn_distance_separates_unlike_features() -> None:
     bank = unit(rng.normal(0, 1, (500, 16)) + 5)
     near = rng.normal(0, 1, (10, 16)) + 5
     far = rng.normal(0, 1, (10, 16)) - 5
-    assert knn_distance(near, bank).max() < knn_distance(far, bank).min()
+    assert knn_distance(near, bank, 10).max() < knn_distance(far, bank, 10).min()
 
 
 def test_metrics() -> None:

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from workstation.analysis.model_file import ModelInfo, default_description, verified_weights
 from workstation.analysis.network import CLASSES, PLANES, TriageNet
+from workstation.analysis.ood import knn_distance
 from workstation.analysis.preprocess import INPUT_SIZE, Prepared, mask_to_image, prepare
 from workstation.imaging.series import Slice
 
@@ -55,12 +56,8 @@ def pick_device(requested: str = "auto") -> str:
 
 def ood_score(features: npt.NDArray[np.float32], calibration: Calibration
               ) -> npt.NDArray[np.float32]:
-    """Cosine distance to the k-th nearest training feature: near 0 for images like the
-    training slices, large for anything else (Sun et al., ICML 2022)."""
-    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-6)
-    similarity = unit @ calibration.ood_bank.T
-    kth = np.sort(similarity, axis=1)[:, -calibration.ood_neighbours]
-    return (1.0 - kth).astype(np.float32)
+    """The calibrated model's out-of-distribution score (see analysis.ood)."""
+    return knn_distance(features, calibration.ood_bank, calibration.ood_neighbours)
 
 
 class Engine:

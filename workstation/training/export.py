@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from workstation.analysis.model_file import sha256_of
 from workstation.analysis.network import ARCHITECTURE, CLASSES, TriageNet
+from workstation.analysis.ood import knn_distance, unit
 from workstation.analysis.preprocess import INPUT_SIZE
 from workstation.training.manifest import Manifest
 
@@ -62,17 +63,6 @@ def review_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(max(floor, dangerous.max() + 1e-4)) if dangerous.size else floor
 
 
-def unit(features: np.ndarray) -> np.ndarray:
-    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-6)
-
-
-def knn_distance(features: np.ndarray, bank: np.ndarray, k: int = OOD_NEIGHBOURS
-                 ) -> np.ndarray:
-    """1 - cosine similarity to the k-th nearest training feature (Sun et al., 2022)."""
-    similarity = unit(features) @ bank.T
-    return 1.0 - np.sort(similarity, axis=1)[:, -k]
-
-
 def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, version: str,
            training_notes: dict[str, object]) -> dict[str, object]:
     torch.set_num_threads(2)
@@ -92,7 +82,8 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
     probabilities = softmax(val_out["logits"], temperature)
     threshold = review_threshold(probabilities, labels[val])
     bank = unit(network_outputs(net, manifest.images[train_sample])["features"])
-    ood_threshold = float(np.percentile(knn_distance(val_out["features"], bank), 99.5))
+    ood_threshold = float(np.percentile(
+        knn_distance(val_out["features"], bank, OOD_NEIGHBOURS), 99.5))
 
     archive = {
         "state_dict": {k: v.half() if v.is_floating_point() else v
