@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from skimage.transform import resize
@@ -100,3 +102,48 @@ def test_probes_are_all_local() -> None:
 
     kinds = {p.kind for p in probes()}
     assert kinds == {"dicom", "photo", "synthetic"}
+
+
+def test_mask_boost_keeps_each_class_share() -> None:
+    from workstation.training.train import TrainConfig, sample_weights
+
+    rows = ([{"label": "glioma", "plane": "axial", "mask_known": str(i % 4 == 0)}
+             for i in range(40)]
+            + [{"label": "no_tumour", "plane": "axial", "mask_known": "1"} for _ in range(20)])
+    for row in rows:
+        row["mask_known"] = "1" if row["mask_known"] in ("1", "True") else "0"
+    plain = sample_weights(rows, TrainConfig())
+    boosted = sample_weights(rows, TrainConfig(mask_known_tumour_boost=3.0))
+    glioma = np.array([r["label"] == "glioma" for r in rows])
+    masked = np.array([r["mask_known"] == "1" for r in rows]) & glioma
+    assert boosted[glioma].sum() == pytest.approx(plain[glioma].sum())
+    assert boosted[masked].sum() / boosted[glioma].sum() == pytest.approx(0.5)  # 10*3 / (10*3+30)
+    assert plain[masked].sum() / plain[glioma].sum() == pytest.approx(0.25)
+
+
+def test_manifest_moves_excluded_images_out_of_every_split(tmp_path: Path) -> None:
+    import csv
+
+    from workstation.training.manifest import MANIFEST_FIELDS, Manifest
+
+    with (tmp_path / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        for i, split in enumerate(["train", "test", "val"]):
+            writer.writerow({f: "" for f in MANIFEST_FIELDS} | {
+                "index": str(i), "uid": f"nickparvar/x{i}.jpg", "split": split})
+    np.savez(tmp_path / "arrays.npz", images=np.zeros((3, 4, 4), np.uint8),
+             masks=np.zeros((3, 4, 4), np.uint8))
+    (tmp_path / "excluded.csv").write_text("uid,label,reason\nnickparvar/x1.jpg,glioma,CT\n")
+    manifest = Manifest.load(tmp_path, exclusions=tmp_path / "excluded.csv")
+    assert [r["split"] for r in manifest.rows] == ["train", "excluded", "val"]
+
+
+def test_committed_exclusions_are_well_formed() -> None:
+    import csv
+
+    path = Path(__file__).resolve().parents[2] / "models" / "labels" / "excluded_2d.csv"
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and all(r["uid"].startswith("nickparvar/") and r["reason"] for r in rows)
+    assert len({r["uid"] for r in rows}) == len(rows)

@@ -13,6 +13,9 @@ MODEL_NAME = "triage-v1"
 MODEL_VERSION = "1.0.0"
 MODELS = Path(__file__).resolve().parents[2] / "models"
 PLANE_LABELS = MODELS / "labels" / "planes_2d.csv"
+# images of the 2D sets that are not brain MRI (CT in Nickparvar): kept out of training and
+# of the test figures, and evaluated as an out-of-distribution group instead
+EXCLUSIONS = MODELS / "labels" / "excluded_2d.csv"
 
 
 def _check_data(data: Path) -> bool:
@@ -39,7 +42,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.rebuild_manifest or not (args.cache / "manifest.csv").is_file():
         print("building the manifest and the preprocessed cache...", flush=True)
         print(json.dumps(build(args.data, args.cache), indent=2), flush=True)
-    manifest = Manifest.load(args.cache, PLANE_LABELS)
+    manifest = Manifest.load(args.cache, PLANE_LABELS, EXCLUSIONS)
     config = TrainConfig.load(args.config)
     device = pick_device(args.device)
     run_dir = args.cache / "run"
@@ -71,7 +74,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if not _check_data(args.data):
         return 2
-    report = evaluate.run(args.data, args.cache, PLANE_LABELS, args.model)
+    report = evaluate.run(args.data, args.cache, PLANE_LABELS, EXCLUSIONS, args.model)
     path = model_card.write(report, MODELS, MODEL_NAME, MODELS / "training_history.json")
     test = report["test"]
     print(json.dumps({k: test[k] for k in (
@@ -91,5 +94,5 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
     if not _check_data(args.data):
         return 2
-    print(json.dumps(run(args.data, args.cache, args.model, args.count), indent=2))
+    print(json.dumps(run(args.data, args.cache, args.model, args.count, EXCLUSIONS), indent=2))
     return 0

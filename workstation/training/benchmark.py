@@ -34,8 +34,9 @@ def _timed(function: Any, repeats: int = 2) -> float:
     return best
 
 
-def run(datasets: Path, cache: Path, description: Path | None, count: int) -> dict[str, Any]:
-    manifest = Manifest.load(cache)
+def run(datasets: Path, cache: Path, description: Path | None, count: int,
+        exclusions: Path | None = None) -> dict[str, Any]:
+    manifest = Manifest.load(cache, exclusions=exclusions)
     # a fixed, class-stratified sample of the test split (only classes the peer knows)
     rng = np.random.default_rng(0)
     test = [r for r in manifest.rows if r["split"] == "test"]

@@ -20,7 +20,7 @@ import numpy as np
 from workstation.analysis.engine import Engine
 from workstation.analysis.findings import CLASSES, PLANES, Verdict
 from workstation.analysis.triage import Policy, series_verdict, slice_finding
-from workstation.training.manifest import Manifest
+from workstation.training.manifest import Manifest, read_exclusions
 from workstation.training.probes import probes, without_metadata
 from workstation.training.sources import Item, all_items_for
 
@@ -185,6 +185,41 @@ def evaluate_probes(engine: Engine) -> dict[str, Any]:
             "total": len(results)}
 
 
+def evaluate_excluded(engine: Engine, items: Iterable[Item], reasons: dict[str, str],
+                      batch: int = 32) -> dict[str, Any]:
+    """The images of the 2D sets that are not brain MRI (CT found in Nickparvar): they
+    should come out cannot_assess, and a tumour among them must never be cleared."""
+    from workstation.analysis.preprocess import prepare
+
+    policy = Policy(engine.calibration.review_threshold, engine.calibration.ood_threshold)
+    items = list(items)
+    results = []
+    for start in range(0, len(items), batch):
+        chunk = items[start:start + batch]
+        prepared = [prepare(item.image) for item in chunk]
+        raw = engine.predict_prepared(prepared)
+        from workstation.analysis.engine import SlicePrediction, ood_score
+
+        scores = ood_score(raw["features"], engine.calibration)
+        for k, item in enumerate(chunk):
+            prediction = SlicePrediction(raw["probabilities"][k], raw["plane_probabilities"][k],
+                                         np.zeros((1, 1), np.float32), float(scores[k]),
+                                         prepared[k].foreground_fraction)
+            finding = slice_finding(0, item.uid, prediction, policy, None)
+            results.append({"uid": item.uid, "label": item.label,
+                            "reason": reasons.get(item.uid, ""),
+                            "verdict": finding.verdict.value,
+                            "ood_score": round(float(scores[k]), 3)})
+    verdicts = Counter(r["verdict"] for r in results)
+    return {"images": len(results), "verdicts": dict(sorted(verdicts.items())),
+            "labels": dict(sorted(Counter(r["label"] for r in results).items())),
+            "tumour_labelled": sum(r["label"] != "no_tumour" for r in results),
+            "tumour_labelled_cleared": [r["uid"] for r in results
+                                        if r["label"] != "no_tumour"
+                                        and r["verdict"] == Verdict.NO_TUMOUR.value],
+            "results": results}
+
+
 def cpu_speed(engine: Engine, items: list[Item], repeats: int = 3) -> dict[str, float]:
     from workstation.imaging import Slice, Window
     from workstation.imaging.pixels import frozen
@@ -202,9 +237,10 @@ def cpu_speed(engine: Engine, items: list[Item], repeats: int = 3) -> dict[str, 
             "slices": len(slices)}
 
 
-def run(datasets: Path, cache: Path, plane_labels: Path, description: Path | None,
-        device: str = "cpu") -> dict[str, Any]:
-    manifest = Manifest.load(cache, plane_labels)
+def run(datasets: Path, cache: Path, plane_labels: Path, exclusions: Path,
+        description: Path | None, device: str = "cpu") -> dict[str, Any]:
+    manifest = Manifest.load(cache, plane_labels, exclusions)
+    reasons = read_exclusions(exclusions)
     rows = {r["uid"]: r for r in manifest.rows}
     test_uids = {uid for uid, r in rows.items() if r["split"] == "test"}
     engine = Engine(description, device=device, threads=2)
@@ -214,6 +250,8 @@ def run(datasets: Path, cache: Path, plane_labels: Path, description: Path | Non
               "device": engine.device,
               "test": evaluate_items(engine, test_items, rows),
               "ood": evaluate_probes(engine),
+              "excluded": evaluate_excluded(
+                  engine, all_items_for(datasets, cache, set(reasons)), reasons),
               "cpu": cpu_speed(Engine(description, device="cpu", threads=2), test_items),
               "split": json.loads((cache / "manifest_stats.json").read_text()),
               "split_counts": dict(Counter(r["split"] for r in manifest.rows))}

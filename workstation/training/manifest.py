@@ -40,10 +40,18 @@ class Manifest:
     masks: np.ndarray  # (N, S, S) uint8 0/1
 
     @classmethod
-    def load(cls, cache: Path, plane_labels: Path | None = None) -> Manifest:
-        """The cached manifest, with the committed 2D plane labels filled in."""
+    def load(cls, cache: Path, plane_labels: Path | None = None,
+             exclusions: Path | None = None) -> Manifest:
+        """The cached manifest, with the committed 2D plane labels filled in and the
+        committed exclusions (images that are not brain MRI) moved to split ``excluded``:
+        they are neither trained on nor counted in the test figures."""
         with (cache / "manifest.csv").open() as handle:
             rows = list(csv.DictReader(handle))
+        if exclusions is not None:
+            excluded = read_exclusions(exclusions)
+            for row in rows:
+                if row["uid"] in excluded:
+                    row["split"] = "excluded"
         if plane_labels is not None:
             with plane_labels.open() as handle:
                 labels = {r["uid"]: r for r in csv.DictReader(handle)}
@@ -53,6 +61,12 @@ class Manifest:
                     row["plane"], row["plane_method"] = label["plane"], label["method"]
         arrays = np.load(cache / "arrays.npz")
         return cls(rows=rows, images=arrays["images"], masks=arrays["masks"])
+
+
+def read_exclusions(path: Path) -> dict[str, str]:
+    """uid -> reason, from a committed exclusion list (models/labels/excluded_2d.csv)."""
+    with path.open() as handle:
+        return {r["uid"]: r["reason"] for r in csv.DictReader(handle)}
 
 
 def _free_split(key: str) -> str:

@@ -26,6 +26,7 @@ def render(report: dict[str, Any], description: dict[str, Any],
            history: dict[str, Any] | None) -> str:
     t = report["test"]
     ood = report["ood"]
+    excluded = report["excluded"]
     cpu = report["cpu"]
     split = report["split"]
     planes = t["specificity_by_plane"]
@@ -66,6 +67,11 @@ def render(report: dict[str, Any], description: dict[str, Any],
         f"\"Training\" ({split['nickparvar_test_with_copy_in_training_r0.99']} at r > 0.99); "
         f"{split['figshare_with_copy_in_nickparvar']} of {split['figshare_images']} figshare "
         "slices have one in Nickparvar. The split keeps every cluster on one side.",
+        f"- Not MR: {excluded['images']} Nickparvar images are CT (labelled "
+        + ", ".join(f"{k} {v}" for k, v in excluded["labels"].items()) + "); they are "
+        "listed in `models/labels/excluded_2d.csv`, kept out of training and of the test "
+        "figures, and evaluated below as an out-of-distribution group. Found by a "
+        "classifier on ImageNet features seeded and checked by eye on contact sheets.",
         "- figshare patient folds: 1-2 train, 3 validation, 4 test. Volunteer DICOM: one",
         "  subject's asc/int/desc acquisitions are split train/val/test (same person on",
         "  both sides: specificity on those is optimistic); the BraTS case gives train (t1c,",
@@ -123,6 +129,10 @@ def render(report: dict[str, Any], description: dict[str, Any],
               "feature score):", ""]
     lines += [f"- {p['probe']}: {p['verdict']} / {p['verdict_image_only']} ({p['ood_score']})"
               for p in ood["probes"]]
+    verdicts = ", ".join(f"{k} {v}" for k, v in excluded["verdicts"].items())
+    lines += ["", f"CT images found in Nickparvar ({excluded['images']}, on pixels alone): "
+              f"{verdicts}; labelled tumours among them cleared as no_tumour: "
+              f"{len(excluded['tumour_labelled_cleared'])} of {excluded['tumour_labelled']}."]
     if t["cleared_tumour_slices"]:
         lines += ["", "Tumour slices of the test split that were cleared as no_tumour "
                   "(look at them before trusting a 'no tumour'):", ""]
@@ -137,9 +147,8 @@ def render(report: dict[str, Any], description: dict[str, Any],
         "  (`models/labels/planes_2d.csv`), not from the scanner.",
         "- Normal coronal and sagittal material is scarce (one BraTS case, one volunteer's",
         "  EPI series); specificity off the axial plane rests on few subjects.",
-        "- Nickparvar's tumour classes hold some CT images (the cleared slices listed above",
-        "  are CT). A DICOM CT is refused by its Modality; a CT exported as JPEG relies on the",
-        "  image-only score, which did not reject every CT probe above.",
+        "- A DICOM CT is refused by its Modality; a CT exported as JPEG or PNG relies on the",
+        "  image-only score above.",
         "- Targets marked **missed** above are missed on this split; the review policy is",
         "  what keeps a tumour from being cleared, not the accuracy.",
         "",
