@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from workstation.analysis.findings import Verdict
-from workstation.analysis.triage import Policy, series_verdict
+from workstation.analysis.triage import Policy, peak_of, series_verdict
 from workstation.imaging import Plane, PlaneSource, Series, SeriesInfo, Slice, Window
 from workstation.imaging.pixels import frozen
 
@@ -135,3 +135,12 @@ def test_blank_image_cannot_be_assessed() -> None:
     blank = replace(prediction(), foreground_fraction=0.0)
     verdict = series_verdict(series(1, None, None), [blank], POLICY)
     assert verdict.verdict is Verdict.CANNOT_ASSESS
+
+
+def test_peak_prefers_the_body_of_a_region_over_one_sharp_pixel() -> None:
+    mask = np.zeros((320, 320), np.float32)
+    mask[200:240, 100:140] = 0.9  # the region
+    mask[20, 300] = 0.95  # a lone speck, brighter than the region
+    row, col = peak_of(mask)
+    assert 200 <= row < 240 and 100 <= col < 140
+    assert peak_of(mask, smoothing=0) == (20, 300)

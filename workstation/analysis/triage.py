@@ -24,6 +24,7 @@ from workstation.analysis.findings import (
     SeriesVerdict,
     Verdict,
 )
+from workstation.analysis.preprocess import INPUT_SIZE
 from workstation.imaging.series import PlaneSource, Series
 
 BRAIN_BODY_PARTS = frozenset({"BRAIN", "HEAD", "SKULL", "HEADNECK", "NEURO", "CEREBRUM"})
@@ -33,6 +34,10 @@ MIN_FOREGROUND = 0.03  # below this share of non-background pixels a slice is bl
 EMPTY_LEVEL = 0.12
 EMPTY_REASON = "no tissue in this image (outside the head or an empty tile)"
 CONFIDENT_SINGLE_TUMOUR_SLICE = 0.8
+# the peak is taken after smoothing the suspect-region map over about this many network
+# input pixels (INPUT_SIZE of them across the image), so one sharp pixel does not win over the body
+# of the region; chosen on the validation split's pointing game
+PEAK_SMOOTHING_PX = 1.0
 
 
 class Prediction(Protocol):
@@ -108,8 +113,7 @@ def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
     region = mask >= MASK_THRESHOLD
     peak = None
     if verdict is not Verdict.CANNOT_ASSESS and mask.size:
-        row, col = np.unravel_index(int(np.argmax(mask)), mask.shape)
-        peak = (int(row), int(col))
+        peak = peak_of(mask)
     return Finding(
         index=index, file=file, probabilities=probabilities, predicted_class=predicted,
         verdict=verdict,
@@ -119,6 +123,18 @@ def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
         mask_area_px=int(region.sum()) if verdict is not Verdict.CANNOT_ASSESS else 0,
         peak=peak,
     )
+
+
+def peak_of(mask: npt.NDArray[np.float32], smoothing: float = PEAK_SMOOTHING_PX
+            ) -> tuple[int, int]:
+    """The most suspicious pixel (row, col) of a suspect-region map on the image grid."""
+    if smoothing > 0:
+        from scipy.ndimage import gaussian_filter
+
+        sigma = smoothing * max(1.0, max(mask.shape) / INPUT_SIZE)
+        mask = gaussian_filter(mask, sigma=sigma, mode="constant")
+    row, col = np.unravel_index(int(np.argmax(mask)), mask.shape)
+    return int(row), int(col)
 
 
 def series_verdict(series: Series, predictions: Sequence[Prediction], policy: Policy

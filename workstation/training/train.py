@@ -33,6 +33,9 @@ class TrainConfig:
     mask_weight: float = 1.0
     # normal slices in coronal/sagittal planes are rare: sample them more (plane confound)
     non_axial_normal_boost: float = 4.0
+    # only figshare tumour slices carry masks: sample them more often within their class
+    # (each class keeps its share), so the mask decoder sees more than ~1000 per epoch
+    mask_known_tumour_boost: float = 1.0
     seed: int = 20261125
     threads: int = 2
     # stage 2: continue from stage 1 at a lower rate with more weight on the mask decoder
@@ -46,13 +49,22 @@ class TrainConfig:
 
 
 def sample_weights(rows: list[dict[str, str]], config: TrainConfig) -> np.ndarray:
-    """Balance the four classes; boost no-tumour slices that are not axial."""
+    """Balance the four classes; boost no-tumour slices that are not axial; within each
+    tumour class, boost the slices that carry a mask (the class keeps its share)."""
     counts = Counter(r["label"] for r in rows)
     weights = np.array([1.0 / counts[r["label"]] for r in rows])
     boost = np.array([config.non_axial_normal_boost
                       if r["label"] == "no_tumour" and r["plane"] in ("coronal", "sagittal")
                       else 1.0 for r in rows])
     weights *= boost
+    if config.mask_known_tumour_boost != 1.0:
+        labels = np.array([r["label"] for r in rows])
+        masked = np.array([r["mask_known"] == "1" and r["label"] != "no_tumour" for r in rows])
+        for label in set(labels.tolist()) - {"no_tumour"}:
+            inside = labels == label
+            share = weights[inside].sum()
+            weights[inside & masked] *= config.mask_known_tumour_boost
+            weights[inside] *= share / weights[inside].sum()
     return weights / weights.sum()
 
 
