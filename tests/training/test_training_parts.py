@@ -147,3 +147,50 @@ def test_committed_exclusions_are_well_formed() -> None:
         rows = list(csv.DictReader(handle))
     assert rows and all(r["uid"].startswith("nickparvar/") and r["reason"] for r in rows)
     assert len({r["uid"] for r in rows}) == len(rows)
+
+
+def test_class_loss_importance_weights_undo_the_sampling_boost() -> None:
+    from types import SimpleNamespace
+
+    import torch
+    from torch.nn import functional as F
+
+    from workstation.training.train import TrainConfig, losses
+
+    torch.manual_seed(0)
+    out = SimpleNamespace(class_logits=torch.randn(4, 4), plane_logits=torch.randn(4, 3),
+                          mask_logits=torch.zeros(4, 1, 4, 4))
+    labels = torch.tensor([0, 1, 2, 3])
+    planes = torch.full((4,), -1)
+    masks = torch.zeros(4, 1, 16, 16)
+    known = torch.zeros(4, dtype=torch.bool)
+    config = TrainConfig(label_smoothing=0.0)
+    weights = torch.tensor([1.0, 3.0, 0.0, 0.0])
+    weighted = losses(out, labels, planes, masks, known, config, weights)["class"]
+    each = F.cross_entropy(out.class_logits, labels, reduction="none")
+    assert float(weighted) == pytest.approx(float((each[0] + 3 * each[1]) / 4), rel=1e-5)
+    plain = losses(out, labels, planes, masks, known, config)["class"]
+    assert float(plain) == pytest.approx(float(each.mean()), rel=1e-5)
+
+
+def test_ood_settings_are_chosen_on_the_outlier_pictures() -> None:
+    from workstation.training.export import choose_ood
+
+    rng = np.random.default_rng(1)
+    train = unit(rng.standard_normal((3000, 16)) + 4 * np.eye(16)[0])
+    val = unit(rng.standard_normal((400, 16)) + 4 * np.eye(16)[0])
+    outliers = unit(0.3 * rng.standard_normal((20, 16)) + 4 * np.eye(16)[1])
+    chosen = choose_ood(train, val, outliers)
+    assert chosen["rejected"] == 20
+    assert chosen["neighbours"] in (1, 5, 10)
+    scores = knn_distance(val, chosen["bank"], chosen["neighbours"])
+    assert (scores > chosen["threshold"]).mean() <= 0.01
+
+
+def test_ood_validation_pictures_are_not_probes() -> None:
+    from workstation.training.probes import OOD_VALIDATION, PHOTOS, ood_validation_images
+
+    assert not set(OOD_VALIDATION) & set(PHOTOS)
+    images = ood_validation_images()
+    assert len(images) >= 10
+    assert all(i.ndim == 2 and i.min() >= 0 and i.max() <= 1 for i in images)

@@ -5,6 +5,8 @@
   slice of the validation split is cleared;
 - out-of-distribution: a bank of training features; an image's score is its cosine distance
   to the k-th nearest of them, and the threshold the 99.5th percentile of validation scores.
+  The bank (a 2000-slice sample or every training slice) and k are chosen on pictures that
+  are not among the evaluation probes (probes.OOD_VALIDATION): most of them rejected wins.
 Everything goes into one fp16 weights archive whose sha256 the model description records.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,11 +23,13 @@ from torch.nn import functional as F
 from workstation.analysis.model_file import sha256_of
 from workstation.analysis.network import ARCHITECTURE, CLASSES, TriageNet
 from workstation.analysis.ood import knn_distance, unit
-from workstation.analysis.preprocess import INPUT_SIZE
+from workstation.analysis.preprocess import INPUT_SIZE, prepare
 from workstation.training.manifest import Manifest
+from workstation.training.probes import ood_validation_images
 
-OOD_BANK_SIZE = 2000
-OOD_NEIGHBOURS = 10
+OOD_BANK_SIZES = (2000, None)  # None: every training slice
+OOD_NEIGHBOURS = (10, 5, 1)
+OOD_PERCENTILE = 99.5
 NO_TUMOUR = CLASSES.index("no_tumour")
 
 
@@ -63,6 +68,27 @@ def review_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(max(floor, dangerous.max() + 1e-4)) if dangerous.size else floor
 
 
+def choose_ood(train_features: np.ndarray, val_features: np.ndarray,
+               outlier_features: np.ndarray) -> dict[str, Any]:
+    """The bank and k that reject most out-of-distribution validation pictures, each at the
+    threshold that keeps 99.5% of validation slices (ties: the first candidate)."""
+    rng = np.random.default_rng(0)
+    best: dict[str, Any] = {}
+    for size in OOD_BANK_SIZES:
+        if size is None or size >= len(train_features):
+            bank = train_features
+        else:
+            bank = train_features[np.sort(rng.choice(len(train_features), size, replace=False))]
+        for k in OOD_NEIGHBOURS:
+            threshold = float(np.percentile(knn_distance(val_features, bank, k),
+                                            OOD_PERCENTILE))
+            rejected = int((knn_distance(outlier_features, bank, k) > threshold).sum())
+            if not best or rejected > best["rejected"]:
+                best = {"bank": bank, "neighbours": k, "threshold": threshold,
+                        "rejected": rejected}
+    return best
+
+
 def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, version: str,
            training_notes: dict[str, object]) -> dict[str, object]:
     torch.set_num_threads(2)
@@ -73,17 +99,17 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
     labels = np.array([CLASSES.index(r["label"]) for r in manifest.rows])
     val = np.flatnonzero(split == "val")
     train_rows = np.flatnonzero(split == "train")
-    rng = np.random.default_rng(0)
-    train_sample = np.sort(rng.choice(train_rows, size=min(OOD_BANK_SIZE, len(train_rows)),
-                                      replace=False))
 
     val_out = network_outputs(net, manifest.images[val])
     temperature = fit_temperature(val_out["logits"], labels[val])
     probabilities = softmax(val_out["logits"], temperature)
     threshold = review_threshold(probabilities, labels[val])
-    bank = unit(network_outputs(net, manifest.images[train_sample])["features"])
-    ood_threshold = float(np.percentile(
-        knn_distance(val_out["features"], bank, OOD_NEIGHBOURS), 99.5))
+    train_features = unit(network_outputs(net, manifest.images[train_rows])["features"])
+    outliers = network_outputs(net, np.stack([
+        np.round(prepare(image).image * 255).astype(np.uint8)
+        for image in ood_validation_images()]))["features"]
+    ood = choose_ood(train_features, val_out["features"], outliers)
+    bank, neighbours, ood_threshold = ood["bank"], ood["neighbours"], ood["threshold"]
 
     archive = {
         "state_dict": {k: v.half() if v.is_floating_point() else v
@@ -92,7 +118,7 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
         "review_threshold": threshold,
         "ood_threshold": ood_threshold,
         "ood_bank": torch.from_numpy(bank.astype(np.float32)).half(),
-        "ood_neighbours": OOD_NEIGHBOURS,
+        "ood_neighbours": neighbours,
     }
     models_dir.mkdir(parents=True, exist_ok=True)
     weights = models_dir / f"{name}.pt"
@@ -113,6 +139,9 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
             "temperature": round(temperature, 4),
             "review_threshold": round(threshold, 4),
             "ood_threshold": round(ood_threshold, 4),
+            "ood_bank_size": len(bank),
+            "ood_neighbours": neighbours,
+            "ood_validation_pictures_rejected": f"{ood['rejected']} of {len(outliers)}",
             "validation_normal_slices_sent_to_review": round(
                 float((normal_val & ~cleared).sum() / max(1, normal_val.sum())), 4),
             "validation_tumour_slices_cleared": int((~normal_val & cleared).sum()),

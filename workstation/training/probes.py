@@ -27,6 +27,13 @@ DICOM_PROBES = {
     "nuclear medicine (JPEG2000_UNC)": "JPEG2000_UNC.dcm",
 }
 PHOTOS = ("astronaut", "coffee", "chelsea", "camera", "rocket", "brick", "grass", "moon")
+# other scikit-image pictures, never used as probes: export picks the out-of-distribution
+# score's settings on them (an out-of-distribution validation set), so the probes above
+# stay a test
+OOD_VALIDATION = ("horse", "clock", "coins", "page", "text", "hubble_deep_field",
+                  "immunohistochemistry", "logo", "retina", "cell", "gravel",
+                  "microaneurysms", "colorwheel", "checkerboard", "binary_blobs",
+                  "shepp_logan_phantom")
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +90,24 @@ def probes() -> Iterator[Probe]:
     smooth = np.cumsum(np.cumsum(rng.standard_normal((256, 256)), 0), 1)
     smooth = (smooth - smooth.min()) / (smooth.max() - smooth.min())
     yield Probe("smooth random field", _image_series("field", smooth), "synthetic")
+
+
+def ood_validation_images() -> list[np.ndarray]:
+    """The OOD_VALIDATION pictures as grey images in [0, 1] (those installed)."""
+    from skimage import color, data
+
+    images = []
+    for name in OOD_VALIDATION:
+        try:
+            picture = np.asarray(getattr(data, name)(), dtype=np.float32)
+        except Exception:  # a picture scikit-image would have to download
+            continue
+        if picture.ndim == 3:
+            picture = color.rgb2gray(picture[..., :3] / max(1.0, float(picture.max())))
+        else:
+            picture = picture / max(1.0, float(picture.max()))
+        images.append(np.asarray(picture, dtype=np.float32))
+    return images
 
 
 def without_metadata(series: Series) -> Series:

@@ -34,7 +34,9 @@ class TrainConfig:
     # normal slices in coronal/sagittal planes are rare: sample them more (plane confound)
     non_axial_normal_boost: float = 4.0
     # only figshare tumour slices carry masks: sample them more often within their class
-    # (each class keeps its share), so the mask decoder sees more than ~1000 per epoch
+    # (each class keeps its share), so the mask decoder sees more than ~1000 per epoch; the
+    # class loss is importance-weighted back to the unboosted mix (a boost without that
+    # taught the classifier figshare-vs-Nickparvar cues and cleared more tumours)
     mask_known_tumour_boost: float = 1.0
     seed: int = 20261125
     threads: int = 2
@@ -76,9 +78,12 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def losses(out: object, labels: torch.Tensor, planes: torch.Tensor, masks: torch.Tensor,
-           mask_known: torch.Tensor, config: TrainConfig) -> dict[str, torch.Tensor]:
-    class_loss = F.cross_entropy(out.class_logits, labels,  # type: ignore[attr-defined]
-                                 label_smoothing=config.label_smoothing)
+           mask_known: torch.Tensor, config: TrainConfig,
+           class_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    per_sample = F.cross_entropy(out.class_logits, labels,  # type: ignore[attr-defined]
+                                 label_smoothing=config.label_smoothing, reduction="none")
+    class_loss = (per_sample.mean() if class_weights is None
+                  else (per_sample * class_weights).sum() / class_weights.sum())
     known_plane = planes >= 0
     plane_loss = (F.cross_entropy(out.plane_logits[known_plane],  # type: ignore[attr-defined]
                                   planes[known_plane])
@@ -123,7 +128,10 @@ def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Pa
     rng = np.random.default_rng(config.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     train_index = np.array([i for i, r in enumerate(manifest.rows) if r["split"] == "train"])
-    weights = sample_weights([manifest.rows[i] for i in train_index], config)
+    train_rows = [manifest.rows[i] for i in train_index]
+    weights = sample_weights(train_rows, config)
+    # importance weights that undo the mask boost for the class loss
+    importance = sample_weights(train_rows, replace(config, mask_known_tumour_boost=1.0)) / weights
     net = TriageNet()
     history: list[dict[str, float]] = []
     stage1 = out_dir / "checkpoint_stage1.pt"
@@ -136,14 +144,15 @@ def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Pa
     net = net.to(device).to(memory_format=torch.channels_last)
     started = time.perf_counter() - 60 * (history[-1]["minutes"] if history else 0.0)
     if not from_stage1:
-        _run_stage(net, manifest, train_index, weights, config, config.epochs,
+        _run_stage(net, manifest, train_index, weights, importance, config, config.epochs,
                    config.learning_rate, config.mask_weight, generator, rng, device, history,
                    started, log, pct_start=0.1)
         torch.save(net.state_dict(), stage1)
     if config.fine_tune_epochs:
         seed = config.seed + 1
         torch.manual_seed(seed)
-        _run_stage(net, manifest, train_index, weights, config, config.fine_tune_epochs,
+        _run_stage(net, manifest, train_index, weights, importance, config,
+                   config.fine_tune_epochs,
                    config.fine_tune_learning_rate, config.fine_tune_mask_weight,
                    torch.Generator().manual_seed(seed), np.random.default_rng(seed), device,
                    history, started, log, pct_start=0.05)
@@ -154,7 +163,8 @@ def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Pa
 
 
 def _run_stage(net: TriageNet, manifest: Manifest, train_index: np.ndarray,
-               weights: np.ndarray, config: TrainConfig, epochs: int, learning_rate: float,
+               weights: np.ndarray, importance: np.ndarray, config: TrainConfig, epochs: int,
+               learning_rate: float,
                mask_weight: float, generator: torch.Generator, rng: np.random.Generator,
                device: str, history: list[dict[str, float]], started: float, log: bool,
                pct_start: float) -> None:
@@ -169,13 +179,16 @@ def _run_stage(net: TriageNet, manifest: Manifest, train_index: np.ndarray,
         net.train()
         sums: dict[str, float] = defaultdict(float)
         for _ in range(steps_per_epoch):
-            index = rng.choice(train_index, size=config.batch_size, p=weights)
+            chosen = rng.choice(len(train_index), size=config.batch_size, p=weights)
+            index = train_index[chosen]
+            class_weights = torch.from_numpy(importance[chosen]).float().to(device)
             images, masks, labels, planes, known = batch_tensors(manifest, index)
             images, masks = augment(images, masks, generator)
             images = images.to(device, memory_format=torch.channels_last)
             out = net(images)
             parts = losses(out, labels.to(device), planes.to(device),
-                           (masks > 0.5).float().to(device), known.to(device), stage_config)
+                           (masks > 0.5).float().to(device), known.to(device), stage_config,
+                           class_weights)
             optimiser.zero_grad(set_to_none=True)
             parts["total"].backward()
             optimiser.step()
