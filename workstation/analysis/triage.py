@@ -34,10 +34,10 @@ MIN_FOREGROUND = 0.03  # below this share of non-background pixels a slice is bl
 EMPTY_LEVEL = 0.12
 EMPTY_REASON = "no tissue in this image (outside the head or an empty tile)"
 CONFIDENT_SINGLE_TUMOUR_SLICE = 0.8
-# the peak is taken after smoothing the suspect-region map over about this many network
-# input pixels (INPUT_SIZE of them across the image), so one sharp pixel does not win over the body
-# of the region; chosen on the validation split's pointing game
-PEAK_SMOOTHING_PX = 1.0
+# the peak is taken after smoothing the suspect-region map (Gaussian sigma in network input
+# pixels, INPUT_SIZE of them across the image), so one sharp pixel does not win over the
+# body of the region; chosen on the validation split's pointing game (sigma 0-3 tried)
+PEAK_SMOOTHING_PX = 3.0
 
 
 class Prediction(Protocol):

@@ -51,6 +51,13 @@ def render(report: dict[str, Any], description: dict[str, Any],
         f"  threshold p(no_tumour) >= {description['calibration']['review_threshold']},",
         f"  out-of-distribution score threshold {description['calibration']['ood_threshold']}.",
     ]
+    calibration = description["calibration"]
+    if "ood_neighbours" in calibration:
+        lines.append(
+            f"- Out-of-distribution score: cosine distance to the {calibration['ood_neighbours']}"
+            f"-th nearest of {calibration['ood_bank_size']} training slices' features; bank "
+            "and k chosen on scikit-image pictures that are not among the probes below "
+            f"({calibration['ood_validation_pictures_rejected']} rejected).")
     if history:
         minutes = history["history"][-1]["minutes"] if history["history"] else None
         lines.append(f"- Training: {len(history['history'])} epochs, {minutes} minutes on "
