@@ -11,14 +11,15 @@ import itertools
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from workstation.analysis.engine import Engine
-from workstation.analysis.findings import CLASSES, PLANES, Verdict
+from workstation.analysis.engine import Engine, SlicePrediction, ood_score
+from workstation.analysis.findings import CLASSES, PLANES, Finding, Verdict
 from workstation.analysis.triage import Policy, series_verdict, slice_finding
 from workstation.training.manifest import Manifest, read_exclusions
 from workstation.training.probes import probes, without_metadata
@@ -54,44 +55,43 @@ def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
     return 1.0 if total == 0 else float(2 * (prediction & truth).sum() / total)
 
 
-def evaluate_items(engine: Engine, items: Iterable[Item], rows: dict[str, dict[str, str]],
-                   batch: int = 32) -> dict[str, Any]:
+def analysed(engine: Engine, items: Iterable[Item], batch: int = 32
+             ) -> Iterator[tuple[Item, npt.NDArray[np.float32], SlicePrediction, Finding]]:
+    """Each item through the app's own path (prepare, network, OOD score, review policy):
+    the item, its raw class logits, the prediction on its image grid and its finding."""
     from workstation.analysis.preprocess import mask_to_image, prepare
 
     policy = Policy(engine.calibration.review_threshold, engine.calibration.ood_threshold)
-    records: list[dict[str, Any]] = []
-    pending: list[Item] = []
-
-    def flush() -> None:
-        prepared = [prepare(item.image) for item in pending]
+    items = list(items)
+    for start in range(0, len(items), batch):
+        chunk = items[start:start + batch]
+        prepared = [prepare(item.image) for item in chunk]
         raw = engine.predict_prepared(prepared)
-        from workstation.analysis.engine import SlicePrediction, ood_score
-
         scores = ood_score(raw["features"], engine.calibration)
-        for k, item in enumerate(pending):
-            mask = mask_to_image(raw["masks"][k], prepared[k].crop)
+        for k, item in enumerate(chunk):
             prediction = SlicePrediction(raw["probabilities"][k], raw["plane_probabilities"][k],
-                                         mask, float(scores[k]), prepared[k].foreground_fraction)
-            finding = slice_finding(0, item.uid, prediction, policy, None)
-            row = rows[item.uid]
-            record = {"uid": item.uid, "source": item.source, "label": item.label,
-                      "plane": row["plane"], "plane_method": row["plane_method"],
-                      "logits": raw["logits"][k], "probabilities": raw["probabilities"][k],
-                      "plane_probabilities": raw["plane_probabilities"][k],
-                      "verdict": finding.verdict, "peak": finding.peak}
-            if item.mask is not None and item.mask_known and item.mask.any():
-                truth = item.mask.astype(bool)
-                record["dice"] = dice(mask >= 0.5, truth)
-                record["pointing_hit"] = bool(finding.peak is not None and truth[finding.peak])
-            records.append(record)
-        pending.clear()
+                                         mask_to_image(raw["masks"][k], prepared[k].crop),
+                                         float(scores[k]), prepared[k].foreground_fraction)
+            yield item, raw["logits"][k], prediction, slice_finding(0, item.uid, prediction,
+                                                                    policy, None)
 
-    for item in items:
-        pending.append(item)
-        if len(pending) == batch:
-            flush()
-    if pending:
-        flush()
+
+def evaluate_items(engine: Engine, items: Iterable[Item], rows: dict[str, dict[str, str]],
+                   batch: int = 32) -> dict[str, Any]:
+    records: list[dict[str, Any]] = []
+    for item, logits, prediction, finding in analysed(engine, items, batch):
+        row = rows[item.uid]
+        record: dict[str, Any] = {
+            "uid": item.uid, "source": item.source, "label": item.label,
+            "plane": row["plane"], "plane_method": row["plane_method"],
+            "logits": logits, "probabilities": prediction.probabilities,
+            "plane_probabilities": prediction.plane_probabilities,
+            "verdict": finding.verdict, "peak": finding.peak}
+        if item.mask is not None and item.mask_known and item.mask.any():
+            truth = item.mask.astype(bool)
+            record["dice"] = dice(prediction.mask >= 0.5, truth)
+            record["pointing_hit"] = bool(finding.peak is not None and truth[finding.peak])
+        records.append(record)
     return summarise(records, engine)
 
 
@@ -189,27 +189,9 @@ def evaluate_excluded(engine: Engine, items: Iterable[Item], reasons: dict[str, 
                       batch: int = 32) -> dict[str, Any]:
     """The images of the 2D sets that are not brain MRI (CT found in Nickparvar): they
     should come out cannot_assess, and a tumour among them must never be cleared."""
-    from workstation.analysis.preprocess import prepare
-
-    policy = Policy(engine.calibration.review_threshold, engine.calibration.ood_threshold)
-    items = list(items)
-    results = []
-    for start in range(0, len(items), batch):
-        chunk = items[start:start + batch]
-        prepared = [prepare(item.image) for item in chunk]
-        raw = engine.predict_prepared(prepared)
-        from workstation.analysis.engine import SlicePrediction, ood_score
-
-        scores = ood_score(raw["features"], engine.calibration)
-        for k, item in enumerate(chunk):
-            prediction = SlicePrediction(raw["probabilities"][k], raw["plane_probabilities"][k],
-                                         np.zeros((1, 1), np.float32), float(scores[k]),
-                                         prepared[k].foreground_fraction)
-            finding = slice_finding(0, item.uid, prediction, policy, None)
-            results.append({"uid": item.uid, "label": item.label,
-                            "reason": reasons.get(item.uid, ""),
-                            "verdict": finding.verdict.value,
-                            "ood_score": round(float(scores[k]), 3)})
+    results = [{"uid": item.uid, "label": item.label, "reason": reasons.get(item.uid, ""),
+                "verdict": finding.verdict.value, "ood_score": round(prediction.ood_score, 3)}
+               for item, _, prediction, finding in analysed(engine, items, batch)]
     verdicts = Counter(r["verdict"] for r in results)
     return {"images": len(results), "verdicts": dict(sorted(verdicts.items())),
             "labels": dict(sorted(Counter(r["label"] for r in results).items())),
