@@ -142,10 +142,15 @@ def test_manifest_moves_excluded_images_out_of_every_split(tmp_path: Path) -> No
 def test_committed_exclusions_are_well_formed() -> None:
     import csv
 
-    path = Path(__file__).resolve().parents[2] / "models" / "labels" / "excluded_2d.csv"
+    from workstation.training.evaluate import exclusion_group
+
+    path = Path(__file__).resolve().parents[2] / "models" / "labels" / "excluded.csv"
     with path.open() as handle:
         rows = list(csv.DictReader(handle))
-    assert rows and all(r["uid"].startswith("nickparvar/") and r["reason"] for r in rows)
+    assert rows and all(r["uid"].startswith(("nickparvar/", "dicom/siemens_epi_axial/"))
+                        and r["reason"] for r in rows)
+    groups = {exclusion_group(r["reason"]) for r in rows}
+    assert groups == {"CT", "phantom"}
     assert len({r["uid"] for r in rows}) == len(rows)
 
 
@@ -194,3 +199,22 @@ def test_ood_validation_pictures_are_not_probes() -> None:
     images = ood_validation_images()
     assert len(images) >= 10
     assert all(i.ndim == 2 and i.min() >= 0 and i.max() <= 1 for i in images)
+
+
+def test_contrast_curves_keep_black_and_touch_only_the_chosen_images() -> None:
+    import torch
+
+    from workstation.training.augment import random_curves
+
+    generator = torch.Generator().manual_seed(0)
+    ramp = torch.linspace(0, 1, 64).view(1, 1, 8, 8).repeat(64, 1, 1, 1)
+    chosen = torch.arange(64) % 2 == 0
+    out = random_curves(ramp, chosen, generator)
+    assert torch.equal(out[~chosen], ramp[~chosen])
+    assert bool((out[:, 0, 0, 0] == 0).all())  # background stays background
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    changed = (out[chosen] - ramp[chosen]).abs().flatten(1).amax(1)
+    assert bool((changed > 0.01).all())
+    steps = out[chosen].flatten(1).diff(dim=1)
+    monotone = (steps >= -1e-6).all(dim=1)
+    assert 0 < int(monotone.sum()) < int(chosen.sum())  # both kinds of curve occur

@@ -13,9 +13,10 @@ MODEL_NAME = "triage-v1"
 MODEL_VERSION = "1.0.0"
 MODELS = Path(__file__).resolve().parents[2] / "models"
 PLANE_LABELS = MODELS / "labels" / "planes_2d.csv"
-# images of the 2D sets that are not brain MRI (CT in Nickparvar): kept out of training and
-# of the test figures, and evaluated as an out-of-distribution group instead
-EXCLUSIONS = MODELS / "labels" / "excluded_2d.csv"
+# images of the datasets that are not brain MRI (CT in Nickparvar, the QA phantom series in
+# the DICOM folder): kept out of training and of the test figures, and evaluated as
+# out-of-distribution groups instead
+EXCLUSIONS = MODELS / "labels" / "excluded.csv"
 
 
 def _check_data(data: Path) -> bool:

@@ -12,8 +12,33 @@ import torch
 from torch.nn import functional as F
 
 
-def augment(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator
-            ) -> tuple[torch.Tensor, torch.Tensor]:
+def random_curves(images: torch.Tensor, chosen: torch.Tensor, generator: torch.Generator,
+                  knots: int = 6) -> torch.Tensor:
+    """Map the chosen images' intensities through random piecewise-linear curves (monotone or
+    not) that keep black at black: the same anatomy and lesion in another contrast, so the
+    classifier leans on shape more than on the T1-contrast intensities most training images
+    have (one BraTS contrast is only ever seen at test time)."""
+    count = int(chosen.sum())
+    if count == 0:
+        return images
+    values = torch.rand(count, knots - 1, generator=generator)
+    monotone = torch.rand(count, generator=generator) < 0.5
+    values = torch.where(monotone[:, None], values.sort(dim=1).values, values)
+    curve = torch.cat([torch.zeros(count, 1), values], dim=1)  # (count, knots)
+    x = images[chosen].clamp(0, 1) * (knots - 1)  # (count, 1, H, W)
+    low = x.floor().clamp(max=knots - 2)
+    frac = x - low
+    index = low.long().flatten(1)  # (count, H*W)
+    y0 = torch.gather(curve, 1, index)
+    y1 = torch.gather(curve, 1, index + 1)
+    mapped = (y0 + (y1 - y0) * frac.flatten(1)).view_as(x)
+    images = images.clone()
+    images[chosen] = mapped
+    return images
+
+
+def augment(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator,
+            curve_probability: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """images, masks: (B, 1, H, W) float in [0, 1]."""
     batch = images.shape[0]
 
@@ -36,6 +61,9 @@ def augment(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generato
     masks = F.grid_sample(masks, grid, mode="bilinear", padding_mode="zeros",
                           align_corners=False)
 
+    if curve_probability > 0:
+        images = random_curves(images, torch.rand(batch, generator=generator)
+                               < curve_probability, generator)
     gamma = torch.exp(uniform(-0.3, 0.3)).view(-1, 1, 1, 1)
     contrast = uniform(0.8, 1.2).view(-1, 1, 1, 1)
     brightness = uniform(-0.08, 0.08).view(-1, 1, 1, 1)

@@ -185,21 +185,32 @@ def evaluate_probes(engine: Engine) -> dict[str, Any]:
             "total": len(results)}
 
 
+def exclusion_group(reason: str) -> str:
+    """The group an exclusion reason names: its text up to the first comma ("CT, not MR
+    (checked by eye)" -> "CT")."""
+    return reason.split(",", 1)[0].strip()
+
+
 def evaluate_excluded(engine: Engine, items: Iterable[Item], reasons: dict[str, str],
                       batch: int = 32) -> dict[str, Any]:
-    """The images of the 2D sets that are not brain MRI (CT found in Nickparvar): they
-    should come out cannot_assess, and a tumour among them must never be cleared."""
+    """The images of the datasets that are not brain MRI (CT found in Nickparvar, the QA
+    phantom in the DICOM folder), one summary per group: they should come out
+    cannot_assess, and a tumour among them must never be cleared."""
     results = [{"uid": item.uid, "label": item.label, "reason": reasons.get(item.uid, ""),
                 "verdict": finding.verdict.value, "ood_score": round(prediction.ood_score, 3)}
                for item, _, prediction, finding in analysed(engine, items, batch)]
-    verdicts = Counter(r["verdict"] for r in results)
-    return {"images": len(results), "verdicts": dict(sorted(verdicts.items())),
-            "labels": dict(sorted(Counter(r["label"] for r in results).items())),
-            "tumour_labelled": sum(r["label"] != "no_tumour" for r in results),
-            "tumour_labelled_cleared": [r["uid"] for r in results
-                                        if r["label"] != "no_tumour"
-                                        and r["verdict"] == Verdict.NO_TUMOUR.value],
-            "results": results}
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for result in results:
+        groups[exclusion_group(result["reason"])].append(result)
+    return {name: {
+        "images": len(members),
+        "verdicts": dict(sorted(Counter(r["verdict"] for r in members).items())),
+        "labels": dict(sorted(Counter(r["label"] for r in members).items())),
+        "tumour_labelled": sum(r["label"] != "no_tumour" for r in members),
+        "tumour_labelled_cleared": [r["uid"] for r in members
+                                    if r["label"] != "no_tumour"
+                                    and r["verdict"] == Verdict.NO_TUMOUR.value],
+        "results": members} for name, members in sorted(groups.items())}
 
 
 def cpu_speed(engine: Engine, items: list[Item], repeats: int = 3) -> dict[str, float]:

@@ -64,7 +64,7 @@ class Manifest:
 
 
 def read_exclusions(path: Path) -> dict[str, str]:
-    """uid -> reason, from a committed exclusion list (models/labels/excluded_2d.csv)."""
+    """uid -> reason, from a committed exclusion list (models/labels/excluded.csv)."""
     with path.open() as handle:
         return {r["uid"]: r["reason"] for r in csv.DictReader(handle)}
 

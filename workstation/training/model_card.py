@@ -18,6 +18,18 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+_EXCLUDED_NAMES = {"CT": "Nickparvar images are CT",
+                   "phantom": "DICOM slices are a QA phantom (a sphere)"}
+
+
+def _excluded_sentence(excluded: dict[str, Any]) -> str:
+    parts = []
+    for name, group in excluded.items():
+        labels = ", ".join(f"{k} {v}" for k, v in group["labels"].items())
+        parts.append(f"{group['images']} {_EXCLUDED_NAMES.get(name, name)} (labelled {labels})")
+    return "; ".join(parts)
+
+
 def _met(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
@@ -74,11 +86,11 @@ def render(report: dict[str, Any], description: dict[str, Any],
         f"\"Training\" ({split['nickparvar_test_with_copy_in_training_r0.99']} at r > 0.99); "
         f"{split['figshare_with_copy_in_nickparvar']} of {split['figshare_images']} figshare "
         "slices have one in Nickparvar. The split keeps every cluster on one side.",
-        f"- Not MR: {excluded['images']} Nickparvar images are CT (labelled "
-        + ", ".join(f"{k} {v}" for k, v in excluded["labels"].items()) + "); they are "
-        "listed in `models/labels/excluded_2d.csv`, kept out of training and of the test "
-        "figures, and evaluated below as an out-of-distribution group. Found by a "
-        "classifier on ImageNet features seeded and checked by eye on contact sheets.",
+        f"- Not brain MRI: {_excluded_sentence(excluded)}; they are listed in "
+        "`models/labels/excluded.csv`, kept out of training and of the test figures, and "
+        "evaluated below as out-of-distribution groups. The CT was found by a classifier on "
+        "ImageNet features, seeded and checked by eye on contact sheets; the phantom by "
+        "looking at the DICOM series.",
         "- figshare patient folds: 1-2 train, 3 validation, 4 test. Volunteer DICOM: one",
         "  subject's asc/int/desc acquisitions are split train/val/test (same person on",
         "  both sides: specificity on those is optimistic); the BraTS case gives train (t1c,",
@@ -136,10 +148,13 @@ def render(report: dict[str, Any], description: dict[str, Any],
               "feature score):", ""]
     lines += [f"- {p['probe']}: {p['verdict']} / {p['verdict_image_only']} ({p['ood_score']})"
               for p in ood["probes"]]
-    verdicts = ", ".join(f"{k} {v}" for k, v in excluded["verdicts"].items())
-    lines += ["", f"CT images found in Nickparvar ({excluded['images']}, on pixels alone): "
-              f"{verdicts}; labelled tumours among them cleared as no_tumour: "
-              f"{len(excluded['tumour_labelled_cleared'])} of {excluded['tumour_labelled']}."]
+    lines += ["", "Images in the datasets that are not brain MRI (on pixels alone; they should "
+              "come out cannot_assess):", ""]
+    for name, group in excluded.items():
+        verdicts = ", ".join(f"{k} {v}" for k, v in group["verdicts"].items())
+        lines.append(f"- {name} ({group['images']}): {verdicts}; labelled tumours among them "
+                     f"cleared as no_tumour: {len(group['tumour_labelled_cleared'])} of "
+                     f"{group['tumour_labelled']}.")
     if t["cleared_tumour_slices"]:
         lines += ["", "Tumour slices of the test split that were cleared as no_tumour "
                   "(look at them before trusting a 'no tumour'):", ""]

@@ -38,6 +38,9 @@ class TrainConfig:
     # class loss is importance-weighted back to the unboosted mix (a boost without that
     # taught the classifier figshare-vs-Nickparvar cues and cleared more tumours)
     mask_known_tumour_boost: float = 1.0
+    # share of training images whose intensities go through a random curve (augment.py):
+    # contrasts the training set lacks (T2-weighted, FLAIR variants, EPI)
+    contrast_curve_probability: float = 0.0
     seed: int = 20261125
     threads: int = 2
     # stage 2: continue from stage 1 at a lower rate with more weight on the mask decoder
@@ -183,7 +186,8 @@ def _run_stage(net: TriageNet, manifest: Manifest, train_index: np.ndarray,
             index = train_index[chosen]
             class_weights = torch.from_numpy(importance[chosen]).float().to(device)
             images, masks, labels, planes, known = batch_tensors(manifest, index)
-            images, masks = augment(images, masks, generator)
+            images, masks = augment(images, masks, generator,
+                                    config.contrast_curve_probability)
             images = images.to(device, memory_format=torch.channels_last)
             out = net(images)
             parts = losses(out, labels.to(device), planes.to(device),
