@@ -70,3 +70,28 @@ def test_cuda_request_without_gpu_is_refused() -> None:
     with pytest.raises(RuntimeError, match="no CUDA device"):
         pick_device("cuda")
     assert pick_device("auto") == "cpu"
+
+
+def test_calibration_reads_either_novelty_score_and_the_ct_check() -> None:
+    import numpy as np
+    import torch
+
+    from workstation.analysis.engine import Calibration, ct_score, ood_score
+    from workstation.analysis.ood import unit
+
+    base = {"temperature": 1.0, "review_threshold": 0.95, "ood_threshold": 0.5}
+    features = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    knn = Calibration.from_archive({**base, "ood_bank": torch.tensor([[1.0, 0.0]]).half(),
+                                    "ood_neighbours": 1})
+    assert knn.ood_method == "knn" and knn.ct_weights is None
+    assert np.allclose(ood_score(features, knn), [0.0, 1.0], atol=1e-3)
+    assert np.array_equal(ct_score(features, knn), [0.0, 0.0])
+    assert knn.policy().ct_threshold == 1.0  # no CT check: nothing is ever called CT
+    maha = Calibration.from_archive({
+        **base, "ood_method": "mahalanobis", "ood_mean": torch.tensor([1.0, 0.0]),
+        "ood_precision": torch.eye(2) * 4, "ct_weights": torch.tensor([-10.0, 10.0]),
+        "ct_bias": 0.0, "ct_threshold": 0.9})
+    assert np.allclose(ood_score(features, maha), [0.0, 8.0])
+    ct = ct_score(unit(features), maha)
+    assert ct[0] < 0.01 and ct[1] > 0.99
+    assert maha.policy().ct_threshold == 0.9

@@ -12,7 +12,7 @@ from workstation.analysis.triage import Policy, peak_of, series_verdict
 from workstation.imaging import Plane, PlaneSource, Series, SeriesInfo, Slice, Window
 from workstation.imaging.pixels import frozen
 
-POLICY = Policy(review_threshold=0.9, ood_threshold=3.0)
+POLICY = Policy(review_threshold=0.9, ood_threshold=3.0, ct_threshold=0.8)
 
 
 @dataclass
@@ -22,6 +22,7 @@ class FakePrediction:
     mask: np.ndarray
     ood_score: float = 1.0
     foreground_fraction: float = 0.4
+    ct_score: float = 0.0
 
 
 def prediction(glioma: float = 0.0, meningioma: float = 0.0, pituitary: float = 0.0,
@@ -105,6 +106,15 @@ def test_out_of_distribution_images_cannot_be_assessed() -> None:
     verdict = series_verdict(series(3, None, None), [prediction(ood=9.0)] * 3, POLICY)
     assert verdict.verdict is Verdict.CANNOT_ASSESS
     assert "does not look like" in verdict.review_reasons[0]
+
+
+def test_images_that_look_like_ct_cannot_be_assessed_even_when_called_tumour() -> None:
+    ct = replace(prediction(glioma=0.9), ct_score=0.95)
+    verdict = series_verdict(series(3, None, None), [ct] * 3, POLICY)
+    assert verdict.verdict is Verdict.CANNOT_ASSESS
+    assert "looks like a CT image, not MRI" in verdict.review_reasons[0]
+    below = replace(prediction(glioma=0.9), ct_score=0.5)
+    assert series_verdict(series(3, None, None), [below] * 3, POLICY).verdict is Verdict.TUMOUR
 
 
 def test_some_unassessable_images_send_the_series_to_review() -> None:

@@ -142,7 +142,7 @@ def test_manifest_moves_excluded_images_out_of_every_split(tmp_path: Path) -> No
 def test_committed_exclusions_are_well_formed() -> None:
     import csv
 
-    from workstation.training.evaluate import exclusion_group
+    from workstation.training.manifest import exclusion_group
 
     path = Path(__file__).resolve().parents[2] / "models" / "labels" / "excluded.csv"
     with path.open() as handle:
@@ -187,6 +187,7 @@ def test_ood_settings_are_chosen_on_the_outlier_pictures() -> None:
     outliers = unit(0.3 * rng.standard_normal((20, 16)) + 4 * np.eye(16)[1])
     chosen = choose_ood(train, val, outliers)
     assert chosen["rejected"] == 20
+    assert chosen["method"] == "knn"  # every candidate rejects all 20: the first one wins
     assert chosen["neighbours"] in (1, 5, 10)
     scores = knn_distance(val, chosen["bank"], chosen["neighbours"])
     assert (scores > chosen["threshold"]).mean() <= 0.01
@@ -218,3 +219,39 @@ def test_contrast_curves_keep_black_and_touch_only_the_chosen_images() -> None:
     steps = out[chosen].flatten(1).diff(dim=1)
     monotone = (steps >= -1e-6).all(dim=1)
     assert 0 < int(monotone.sum()) < int(chosen.sum())  # both kinds of curve occur
+
+
+def test_mahalanobis_wins_where_outliers_break_the_training_correlations() -> None:
+    from workstation.analysis.ood import mahalanobis_distance
+    from workstation.training.export import choose_ood
+
+    rng = np.random.default_rng(1)
+
+    def sample(count: int, sign: float) -> np.ndarray:
+        x = 0.3 * rng.standard_normal((count, 16))
+        x[:, 0] += 4
+        shared = rng.standard_normal(count)
+        x[:, 1], x[:, 2] = shared, sign * shared + 0.05 * rng.standard_normal(count)
+        return unit(x)
+
+    val = sample(400, 1)
+    chosen = choose_ood(sample(3000, 1), val, sample(20, -1))
+    assert chosen["method"] == "mahalanobis" and chosen["rejected"] >= 18
+    scores = mahalanobis_distance(val, chosen["mean"], chosen["precision"])
+    assert (scores > chosen["threshold"]).mean() <= 0.02
+
+
+def test_ct_check_separates_and_keeps_its_validation_false_alarms_low() -> None:
+    from workstation.analysis.ood import ct_probability
+    from workstation.training.export import fit_ct_check
+
+    rng = np.random.default_rng(2)
+    mr = rng.standard_normal((2000, 8)) + 6 * np.eye(8)[0]
+    ct = rng.standard_normal((40, 8)) + 6 * np.eye(8)[1]
+    val_mr = rng.standard_normal((400, 8)) + 6 * np.eye(8)[0]
+    check = fit_ct_check(mr, ct, val_mr)
+    new_ct = rng.standard_normal((50, 8)) + 6 * np.eye(8)[1]
+    assert (ct_probability(new_ct, check["weights"], check["bias"])
+            > check["threshold"]).mean() > 0.9
+    assert (ct_probability(val_mr, check["weights"], check["bias"])
+            > check["threshold"]).mean() <= 0.01

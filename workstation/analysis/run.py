@@ -13,7 +13,7 @@ from PIL import Image
 
 from workstation import __version__
 from workstation.analysis.findings import Finding, SeriesVerdict
-from workstation.analysis.triage import Policy, series_verdict
+from workstation.analysis.triage import series_verdict
 from workstation.imaging.series import Problem, Severity, Study
 
 
@@ -37,8 +37,7 @@ def triage_study(study: Study, engine: Any,
                  progress: Callable[[int, int], None] | None = None,
                  cancelled: Callable[[], bool] | None = None) -> StudyTriage:
     """Run ``engine`` (an analysis.engine.Engine) on every series of ``study``."""
-    policy = Policy(review_threshold=engine.calibration.review_threshold,
-                    ood_threshold=engine.calibration.ood_threshold)
+    policy = engine.calibration.policy()
     total = sum(len(s.slices) for s in study.series)
     done = 0
     verdicts = []

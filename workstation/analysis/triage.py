@@ -53,12 +53,15 @@ class Prediction(Protocol):
     def ood_score(self) -> float: ...
     @property
     def foreground_fraction(self) -> float: ...
+    @property
+    def ct_score(self) -> float: ...
 
 
 @dataclass(frozen=True)
 class Policy:
     review_threshold: float
     ood_threshold: float
+    ct_threshold: float = 1.0  # CT probability above which a slice is CT (1.0: never)
 
 
 def metadata_problem(series: Series) -> str | None:
@@ -97,6 +100,9 @@ def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
     elif prediction.foreground_fraction < MIN_FOREGROUND:
         verdict = Verdict.CANNOT_ASSESS
         reasons.append("the image is blank or almost empty")
+    elif prediction.ct_score > policy.ct_threshold:
+        verdict = Verdict.CANNOT_ASSESS
+        reasons.append("looks like a CT image, not MRI")
     elif prediction.ood_score > policy.ood_threshold:
         verdict = Verdict.CANNOT_ASSESS
         reasons.append("does not look like the brain MRI the model was trained on")

@@ -103,11 +103,11 @@ class EngineHolder:
 def analysis_work(series_list: Sequence[Any], holder: EngineHolder, device: str
                   ) -> Callable[[Task], Any]:
     def work(task: Task) -> float:
-        from workstation.analysis.triage import Policy, series_verdict
+        from workstation.analysis.triage import series_verdict
 
         task.report(0, 0, "Loading the triage model...")
         engine = holder.get(device)
-        policy = Policy(engine.calibration.review_threshold, engine.calibration.ood_threshold)
+        policy = engine.calibration.policy()
         total = sum(len(s.slices) for s in series_list)
         done = 0
         seconds = 0.0

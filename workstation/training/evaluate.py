@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from workstation.analysis.engine import Engine, SlicePrediction, ood_score
+from workstation.analysis.engine import Engine, SlicePrediction
 from workstation.analysis.findings import CLASSES, PLANES, Finding, Verdict
-from workstation.analysis.triage import Policy, series_verdict, slice_finding
-from workstation.training.manifest import Manifest, read_exclusions
+from workstation.analysis.triage import series_verdict, slice_finding
+from workstation.training.manifest import Manifest, exclusion_group, read_exclusions
 from workstation.training.probes import probes, without_metadata
 from workstation.training.sources import Item, all_items_for
 
@@ -59,19 +59,14 @@ def analysed(engine: Engine, items: Iterable[Item], batch: int = 32
              ) -> Iterator[tuple[Item, npt.NDArray[np.float32], SlicePrediction, Finding]]:
     """Each item through the app's own path (prepare, network, OOD score, review policy):
     the item, its raw class logits, the prediction on its image grid and its finding."""
-    from workstation.analysis.preprocess import mask_to_image, prepare
+    from workstation.analysis.preprocess import prepare
 
-    policy = Policy(engine.calibration.review_threshold, engine.calibration.ood_threshold)
+    policy = engine.calibration.policy()
     items = list(items)
     for start in range(0, len(items), batch):
         chunk = items[start:start + batch]
-        prepared = [prepare(item.image) for item in chunk]
-        raw = engine.predict_prepared(prepared)
-        scores = ood_score(raw["features"], engine.calibration)
-        for k, item in enumerate(chunk):
-            prediction = SlicePrediction(raw["probabilities"][k], raw["plane_probabilities"][k],
-                                         mask_to_image(raw["masks"][k], prepared[k].crop),
-                                         float(scores[k]), prepared[k].foreground_fraction)
+        predictions, raw = engine.predictions([prepare(item.image) for item in chunk])
+        for k, (item, prediction) in enumerate(zip(chunk, predictions, strict=True)):
             yield item, raw["logits"][k], prediction, slice_finding(0, item.uid, prediction,
                                                                     policy, None)
 
@@ -169,7 +164,7 @@ def summarise(records: list[dict[str, Any]], engine: Engine) -> dict[str, Any]:
 
 
 def evaluate_probes(engine: Engine) -> dict[str, Any]:
-    policy = Policy(engine.calibration.review_threshold, engine.calibration.ood_threshold)
+    policy = engine.calibration.policy()
     results = []
     for probe in probes():
         with_header = series_verdict(probe.series, engine.analyse(probe.series.slices), policy)
@@ -185,27 +180,34 @@ def evaluate_probes(engine: Engine) -> dict[str, Any]:
             "total": len(results)}
 
 
-def exclusion_group(reason: str) -> str:
-    """The group an exclusion reason names: its text up to the first comma ("CT, not MR
-    (checked by eye)" -> "CT")."""
-    return reason.split(",", 1)[0].strip()
-
-
-def evaluate_excluded(engine: Engine, items: Iterable[Item], reasons: dict[str, str],
+def evaluate_excluded(engine: Engine, items: Iterable[Item], rows: dict[str, dict[str, str]],
                       batch: int = 32) -> dict[str, Any]:
     """The images of the datasets that are not brain MRI (CT found in Nickparvar, the QA
     phantom in the DICOM folder), one summary per group: they should come out
-    cannot_assess, and a tumour among them must never be cleared."""
-    results = [{"uid": item.uid, "label": item.label, "reason": reasons.get(item.uid, ""),
-                "verdict": finding.verdict.value, "ood_score": round(prediction.ood_score, 3)}
+    cannot_assess, and a tumour among them must never be cleared. Rejection is also given
+    by the side of the split each image would have been on: export fits the CT check on
+    the training side, so the test side is the held-out figure."""
+    results = [{"uid": item.uid, "label": item.label,
+                "reason": rows[item.uid].get("exclusion", ""),
+                "side": rows[item.uid].get("excluded_from", ""),
+                "verdict": finding.verdict.value, "ood_score": round(prediction.ood_score, 3),
+                "ct_score": round(prediction.ct_score, 3)}
                for item, _, prediction, finding in analysed(engine, items, batch)]
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for result in results:
-        groups[exclusion_group(result["reason"])].append(result)
+        groups[exclusion_group(str(result["reason"]))].append(result)
+
+    def rejected_by_side(members: list[dict[str, Any]]) -> dict[str, str]:
+        sides: dict[str, list[bool]] = defaultdict(list)
+        for r in members:
+            sides[r["side"]].append(r["verdict"] == Verdict.CANNOT_ASSESS.value)
+        return {side: f"{sum(v)} of {len(v)}" for side, v in sorted(sides.items())}
+
     return {name: {
         "images": len(members),
         "verdicts": dict(sorted(Counter(r["verdict"] for r in members).items())),
         "labels": dict(sorted(Counter(r["label"] for r in members).items())),
+        "rejected_by_side": rejected_by_side(members),
         "tumour_labelled": sum(r["label"] != "no_tumour" for r in members),
         "tumour_labelled_cleared": [r["uid"] for r in members
                                     if r["label"] != "no_tumour"
@@ -233,7 +235,7 @@ def cpu_speed(engine: Engine, items: list[Item], repeats: int = 3) -> dict[str, 
 def run(datasets: Path, cache: Path, plane_labels: Path, exclusions: Path,
         description: Path | None, device: str = "cpu") -> dict[str, Any]:
     manifest = Manifest.load(cache, plane_labels, exclusions)
-    reasons = read_exclusions(exclusions)
+    excluded_uids = set(read_exclusions(exclusions))
     rows = {r["uid"]: r for r in manifest.rows}
     test_uids = {uid for uid, r in rows.items() if r["split"] == "test"}
     engine = Engine(description, device=device, threads=2)
@@ -244,7 +246,7 @@ def run(datasets: Path, cache: Path, plane_labels: Path, exclusions: Path,
               "test": evaluate_items(engine, test_items, rows),
               "ood": evaluate_probes(engine),
               "excluded": evaluate_excluded(
-                  engine, all_items_for(datasets, cache, set(reasons)), reasons),
+                  engine, all_items_for(datasets, cache, excluded_uids), rows),
               "cpu": cpu_speed(Engine(description, device="cpu", threads=2), test_items),
               "split": json.loads((cache / "manifest_stats.json").read_text()),
               "split_counts": dict(Counter(r["split"] for r in manifest.rows))}

@@ -3,10 +3,14 @@
 - temperature scaling of the class head (minimum validation NLL);
 - the review threshold: the smallest p(no_tumour) that clears a slice such that no tumour
   slice of the validation split is cleared;
-- out-of-distribution: a bank of training features; an image's score is its cosine distance
-  to the k-th nearest of them, and the threshold the 99.5th percentile of validation scores.
-  The bank (a 2000-slice sample or every training slice) and k are chosen on pictures that
-  are not among the evaluation probes (probes.OOD_VALIDATION): most of them rejected wins.
+- out-of-distribution novelty: either the cosine distance to the k-th nearest of a bank of
+  training features (a 2000-slice sample or every training slice; k 10, 5 or 1) or the
+  Mahalanobis distance to the training features under a Ledoit-Wolf shrunk covariance; the
+  threshold is the 99.5th percentile of validation scores. The candidate that rejects most
+  pictures that are not among the evaluation probes (probes.OOD_VALIDATION) wins;
+- a CT check: a logistic model on the features, CT images of the training side (the
+  exclusion list's CT group) against the training MR slices, its threshold the 99.5th
+  percentile of validation MR slices' scores; the validation side's CT images are reported.
 Everything goes into one fp16 weights archive whose sha256 the model description records.
 """
 
@@ -22,9 +26,9 @@ from torch.nn import functional as F
 
 from workstation.analysis.model_file import sha256_of
 from workstation.analysis.network import ARCHITECTURE, CLASSES, TriageNet
-from workstation.analysis.ood import knn_distance, unit
+from workstation.analysis.ood import ct_probability, knn_distance, mahalanobis_distance, unit
 from workstation.analysis.preprocess import INPUT_SIZE, prepare
-from workstation.training.manifest import Manifest
+from workstation.training.manifest import Manifest, exclusion_group
 from workstation.training.probes import ood_validation_images
 
 OOD_BANK_SIZES = (2000, None)  # None: every training slice
@@ -70,23 +74,49 @@ def review_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
 
 def choose_ood(train_features: np.ndarray, val_features: np.ndarray,
                outlier_features: np.ndarray) -> dict[str, Any]:
-    """The bank and k that reject most out-of-distribution validation pictures, each at the
-    threshold that keeps 99.5% of validation slices (ties: the first candidate)."""
+    """The novelty score that rejects most out-of-distribution validation pictures, each
+    candidate at the threshold that keeps 99.5% of validation slices (ties: the first
+    candidate). ``train_features`` are unit length."""
+    from sklearn.covariance import LedoitWolf
+
     rng = np.random.default_rng(0)
-    best: dict[str, Any] = {}
+    candidates: list[tuple[dict[str, Any], Any]] = []
     for size in OOD_BANK_SIZES:
         if size is None or size >= len(train_features):
             bank = train_features
         else:
             bank = train_features[np.sort(rng.choice(len(train_features), size, replace=False))]
         for k in OOD_NEIGHBOURS:
-            threshold = float(np.percentile(knn_distance(val_features, bank, k),
-                                            OOD_PERCENTILE))
-            rejected = int((knn_distance(outlier_features, bank, k) > threshold).sum())
-            if not best or rejected > best["rejected"]:
-                best = {"bank": bank, "neighbours": k, "threshold": threshold,
-                        "rejected": rejected}
+            candidates.append(({"method": "knn", "bank": bank, "neighbours": k},
+                               lambda x, bank=bank, k=k: knn_distance(x, bank, k)))
+    shrunk = LedoitWolf().fit(train_features)
+    mean = shrunk.location_.astype(np.float32)
+    precision = shrunk.precision_.astype(np.float32)
+    candidates.append(({"method": "mahalanobis", "mean": mean, "precision": precision},
+                       lambda x: mahalanobis_distance(x, mean, precision)))
+    best: dict[str, Any] = {}
+    for settings, score in candidates:
+        threshold = float(np.percentile(score(val_features), OOD_PERCENTILE))
+        rejected = int((score(outlier_features) > threshold).sum())
+        if not best or rejected > best["rejected"]:
+            best = {**settings, "threshold": threshold, "rejected": rejected}
     return best
+
+
+def fit_ct_check(mr_features: np.ndarray, ct_features: np.ndarray,
+                 val_mr_features: np.ndarray) -> dict[str, Any]:
+    """Logistic model CT vs MR on unit features (classes balanced); threshold: the 99.5th
+    percentile of the validation MR slices' CT probability."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.concatenate([unit(mr_features), unit(ct_features)])
+    y = np.r_[np.zeros(len(mr_features)), np.ones(len(ct_features))]
+    model = LogisticRegression(class_weight="balanced", max_iter=5000).fit(x, y)
+    weights = model.coef_[0].astype(np.float32)
+    bias = float(model.intercept_[0])
+    threshold = float(np.percentile(ct_probability(val_mr_features, weights, bias),
+                                    OOD_PERCENTILE))
+    return {"weights": weights, "bias": bias, "threshold": threshold}
 
 
 def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, version: str,
@@ -109,17 +139,35 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
         np.round(prepare(image).image * 255).astype(np.uint8)
         for image in ood_validation_images()]))["features"]
     ood = choose_ood(train_features, val_out["features"], outliers)
-    bank, neighbours, ood_threshold = ood["bank"], ood["neighbours"], ood["threshold"]
+    ct_rows = [i for i, r in enumerate(manifest.rows) if r["split"] == "excluded"
+               and exclusion_group(r.get("exclusion", "")) == "CT"]
+    ct_side = np.array([manifest.rows[i]["excluded_from"] for i in ct_rows])
+    if not (ct_side == "train").any():
+        raise ValueError("no CT images on the training side of the exclusion list: the CT "
+                         "check cannot be fitted")
+    ct_features = network_outputs(net, manifest.images[np.array(ct_rows)])["features"]
+    ct = fit_ct_check(train_features, ct_features[ct_side == "train"], val_out["features"])
+    val_ct = ct_features[ct_side == "val"]
+    val_ct_rejected = int((ct_probability(val_ct, ct["weights"], ct["bias"])
+                           > ct["threshold"]).sum())
 
     archive = {
         "state_dict": {k: v.half() if v.is_floating_point() else v
                        for k, v in net.state_dict().items()},
         "temperature": temperature,
         "review_threshold": threshold,
-        "ood_threshold": ood_threshold,
-        "ood_bank": torch.from_numpy(bank.astype(np.float32)).half(),
-        "ood_neighbours": neighbours,
+        "ood_threshold": ood["threshold"],
+        "ood_method": ood["method"],
+        "ct_weights": torch.from_numpy(ct["weights"]),
+        "ct_bias": ct["bias"],
+        "ct_threshold": ct["threshold"],
     }
+    if ood["method"] == "knn":
+        archive["ood_bank"] = torch.from_numpy(ood["bank"].astype(np.float32)).half()
+        archive["ood_neighbours"] = ood["neighbours"]
+    else:
+        archive["ood_mean"] = torch.from_numpy(ood["mean"])
+        archive["ood_precision"] = torch.from_numpy(ood["precision"])
     models_dir.mkdir(parents=True, exist_ok=True)
     weights = models_dir / f"{name}.pt"
     torch.save(archive, weights)
@@ -138,10 +186,14 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
         "calibration": {
             "temperature": round(temperature, 4),
             "review_threshold": round(threshold, 4),
-            "ood_threshold": round(ood_threshold, 4),
-            "ood_bank_size": len(bank),
-            "ood_neighbours": neighbours,
+            "ood_threshold": round(ood["threshold"], 4),
+            "ood_method": ood["method"],
+            **({"ood_bank_size": len(ood["bank"]), "ood_neighbours": ood["neighbours"]}
+               if ood["method"] == "knn" else {}),
             "ood_validation_pictures_rejected": f"{ood['rejected']} of {len(outliers)}",
+            "ct_threshold": round(ct["threshold"], 4),
+            "ct_training_images": int((ct_side == "train").sum()),
+            "validation_ct_images_rejected": f"{val_ct_rejected} of {len(val_ct)}",
             "validation_normal_slices_sent_to_review": round(
                 float((normal_val & ~cleared).sum() / max(1, normal_val.sum())), 4),
             "validation_tumour_slices_cleared": int((~normal_val & cleared).sum()),

@@ -51,7 +51,9 @@ class Manifest:
             excluded = read_exclusions(exclusions)
             for row in rows:
                 if row["uid"] in excluded:
-                    row["split"] = "excluded"
+                    # the side it would have been on (export fits the CT check on "train")
+                    row["excluded_from"], row["split"] = row["split"], "excluded"
+                    row["exclusion"] = excluded[row["uid"]]
         if plane_labels is not None:
             with plane_labels.open() as handle:
                 labels = {r["uid"]: r for r in csv.DictReader(handle)}
@@ -67,6 +69,12 @@ def read_exclusions(path: Path) -> dict[str, str]:
     """uid -> reason, from a committed exclusion list (models/labels/excluded.csv)."""
     with path.open() as handle:
         return {r["uid"]: r["reason"] for r in csv.DictReader(handle)}
+
+
+def exclusion_group(reason: str) -> str:
+    """The group an exclusion reason names: its text up to the first comma ("CT, not MR
+    (checked by eye)" -> "CT")."""
+    return reason.split(",", 1)[0].strip()
 
 
 def _free_split(key: str) -> str:

@@ -64,12 +64,25 @@ def render(report: dict[str, Any], description: dict[str, Any],
         f"  out-of-distribution score threshold {description['calibration']['ood_threshold']}.",
     ]
     calibration = description["calibration"]
-    if "ood_neighbours" in calibration:
+    if calibration.get("ood_method") == "mahalanobis":
+        lines.append(
+            "- Out-of-distribution score: Mahalanobis distance of the features to the training"
+            " slices' (Ledoit-Wolf covariance), chosen over nearest-neighbour distances on "
+            "scikit-image pictures that are not among the probes below "
+            f"({calibration['ood_validation_pictures_rejected']} rejected).")
+    elif "ood_neighbours" in calibration:
         lines.append(
             f"- Out-of-distribution score: cosine distance to the {calibration['ood_neighbours']}"
             f"-th nearest of {calibration['ood_bank_size']} training slices' features; bank "
             "and k chosen on scikit-image pictures that are not among the probes below "
             f"({calibration['ood_validation_pictures_rejected']} rejected).")
+    if "ct_threshold" in calibration:
+        lines.append(
+            "- CT check on pixels alone: a logistic model on the features fitted on the "
+            f"{calibration['ct_training_images']} training-side CT images of the exclusion "
+            f"list; threshold {calibration['ct_threshold']} (99.5% of validation MR slices "
+            f"below it); validation CT images rejected: "
+            f"{calibration['validation_ct_images_rejected']}.")
     if history:
         minutes = history["history"][-1]["minutes"] if history["history"] else None
         lines.append(f"- Training: {len(history['history'])} epochs, {minutes} minutes on "
@@ -152,7 +165,9 @@ def render(report: dict[str, Any], description: dict[str, Any],
               "come out cannot_assess):", ""]
     for name, group in excluded.items():
         verdicts = ", ".join(f"{k} {v}" for k, v in group["verdicts"].items())
-        lines.append(f"- {name} ({group['images']}): {verdicts}; labelled tumours among them "
+        sides = ", ".join(f"{k} {v}" for k, v in group["rejected_by_side"].items())
+        lines.append(f"- {name} ({group['images']}): {verdicts}; rejected by the split side "
+                     f"each image would have been on: {sides}; labelled tumours among them "
                      f"cleared as no_tumour: {len(group['tumour_labelled_cleared'])} of "
                      f"{group['tumour_labelled']}.")
     if t["cleared_tumour_slices"]:
@@ -170,7 +185,7 @@ def render(report: dict[str, Any], description: dict[str, Any],
         "- Normal coronal and sagittal material is scarce (one BraTS case, one volunteer's",
         "  EPI series); specificity off the axial plane rests on few subjects.",
         "- A DICOM CT is refused by its Modality; a CT exported as JPEG or PNG relies on the",
-        "  image-only score above.",
+        "  CT check above, fitted on one source's CT images (Nickparvar's).",
         "- Targets marked **missed** above are missed on this split; the review policy is",
         "  what keeps a tumour from being cleared, not the accuracy.",
         "",
