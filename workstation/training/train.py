@@ -47,6 +47,8 @@ class TrainConfig:
     fine_tune_epochs: int = 0
     fine_tune_learning_rate: float = 3e-4
     fine_tune_mask_weight: float = 2.0
+    # contrast curves in stage 2 (None: as in stage 1); fewer lets the mask decoder settle
+    fine_tune_contrast_curve_probability: float | None = None
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
@@ -149,7 +151,7 @@ def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Pa
     if not from_stage1:
         _run_stage(net, manifest, train_index, weights, importance, config, config.epochs,
                    config.learning_rate, config.mask_weight, generator, rng, device, history,
-                   started, log, pct_start=0.1)
+                   started, log, pct_start=0.1, curves=config.contrast_curve_probability)
         torch.save(net.state_dict(), stage1)
     if config.fine_tune_epochs:
         seed = config.seed + 1
@@ -158,7 +160,10 @@ def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Pa
                    config.fine_tune_epochs,
                    config.fine_tune_learning_rate, config.fine_tune_mask_weight,
                    torch.Generator().manual_seed(seed), np.random.default_rng(seed), device,
-                   history, started, log, pct_start=0.05)
+                   history, started, log, pct_start=0.05,
+                   curves=(config.contrast_curve_probability
+                           if config.fine_tune_contrast_curve_probability is None
+                           else config.fine_tune_contrast_curve_probability))
     torch.save(net.state_dict(), out_dir / "checkpoint.pt")
     (out_dir / "history.json").write_text(json.dumps(
         {"config": asdict(config), "device": device, "history": history}, indent=2))
@@ -170,7 +175,7 @@ def _run_stage(net: TriageNet, manifest: Manifest, train_index: np.ndarray,
                learning_rate: float,
                mask_weight: float, generator: torch.Generator, rng: np.random.Generator,
                device: str, history: list[dict[str, float]], started: float, log: bool,
-               pct_start: float) -> None:
+               pct_start: float, curves: float) -> None:
     stage_config = replace(config, mask_weight=mask_weight)
     optimiser = torch.optim.AdamW(net.parameters(), lr=learning_rate,
                                   weight_decay=config.weight_decay)
@@ -186,8 +191,7 @@ def _run_stage(net: TriageNet, manifest: Manifest, train_index: np.ndarray,
             index = train_index[chosen]
             class_weights = torch.from_numpy(importance[chosen]).float().to(device)
             images, masks, labels, planes, known = batch_tensors(manifest, index)
-            images, masks = augment(images, masks, generator,
-                                    config.contrast_curve_probability)
+            images, masks = augment(images, masks, generator, curves)
             images = images.to(device, memory_format=torch.channels_last)
             out = net(images)
             parts = losses(out, labels.to(device), planes.to(device),
