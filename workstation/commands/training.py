@@ -70,19 +70,27 @@ def export_run(manifest: object, run_dir: Path, device: str) -> int:
     return 0
 
 
+SUMMARY_KEYS = ("slices", "accuracy", "macro_f1", "tumour_slices_cleared_as_no_tumour",
+                "review_rate_all", "review_rate_normal", "ece_before", "ece_after",
+                "plane_accuracy_all_labelled", "plane_accuracy_exact_labels", "mask_dice_mean",
+                "pointing_game_hit_rate", "specificity_by_plane")
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from workstation.training import evaluate, model_card
 
     if not _check_data(args.data):
         return 2
+    if args.split != "test":
+        chosen = evaluate.run_split(args.data, args.cache, PLANE_LABELS, EXCLUSIONS,
+                                    args.model, args.split)
+        print(json.dumps(chosen["model"] | {"split": args.split} | {
+            k: v for k, v in chosen[args.split].items() if k in SUMMARY_KEYS}, indent=2))
+        return 0
     report = evaluate.run(args.data, args.cache, PLANE_LABELS, EXCLUSIONS, args.model)
     path = model_card.write(report, MODELS, MODEL_NAME, MODELS / "training_history.json")
     test = report["test"]
-    print(json.dumps({k: test[k] for k in (
-        "slices", "accuracy", "macro_f1", "tumour_slices_cleared_as_no_tumour",
-        "review_rate_all", "ece_before", "ece_after", "plane_accuracy_all_labelled",
-        "plane_accuracy_exact_labels", "mask_dice_mean", "pointing_game_hit_rate",
-        "specificity_by_plane")}, indent=2))
+    print(json.dumps({k: test[k] for k in SUMMARY_KEYS}, indent=2))
     print(json.dumps({"ood_rejected": report["ood"]["rejected"],
                       "ood_rejected_image_only": report["ood"]["rejected_image_only"],
                       "ood_probes": report["ood"]["total"], "cpu": report["cpu"]}, indent=2))

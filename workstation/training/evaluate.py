@@ -232,6 +232,18 @@ def cpu_speed(engine: Engine, items: list[Item], repeats: int = 3) -> dict[str, 
             "slices": len(slices)}
 
 
+def run_split(datasets: Path, cache: Path, plane_labels: Path, exclusions: Path,
+              description: Path | None, split: str, device: str = "cpu") -> dict[str, Any]:
+    """The test-split measures on another split (``val``: for choosing between runs without
+    looking at the test split); no probes, no CPU timing, no model card."""
+    manifest = Manifest.load(cache, plane_labels, exclusions)
+    rows = {r["uid"]: r for r in manifest.rows}
+    uids = {uid for uid, r in rows.items() if r["split"] == split}
+    engine = Engine(description, device=device, threads=2)
+    return {"model": {"name": engine.info.name, "sha256": engine.info.sha256}, "split": split,
+            split: evaluate_items(engine, all_items_for(datasets, cache, uids), rows)}
+
+
 def run(datasets: Path, cache: Path, plane_labels: Path, exclusions: Path,
         description: Path | None, device: str = "cpu") -> dict[str, Any]:
     manifest = Manifest.load(cache, plane_labels, exclusions)
