@@ -154,3 +154,14 @@ def test_peak_prefers_the_body_of_a_region_over_one_sharp_pixel() -> None:
     row, col = peak_of(mask)
     assert 200 <= row < 240 and 100 <= col < 140
     assert peak_of(mask, smoothing=0) == (20, 300)
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (517, 301), (100, 90)])
+def test_peak_on_any_grid_is_the_highest_pixel_of_the_region_body(
+        shape: tuple[int, int]) -> None:
+    mask = np.zeros(shape, np.float32)
+    top, left = shape[0] // 2, shape[1] // 3
+    mask[top:top + 30, left:left + 30] = 0.8
+    mask[top + 14, left + 15] = 0.9  # the hottest pixel inside the region
+    mask[3, shape[1] - 4] = 0.99  # a lone speck near the edge
+    assert peak_of(mask) == (top + 14, left + 15)
