@@ -90,6 +90,12 @@ def _add_training(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--rebuild-manifest", action="store_true")
     train.add_argument("--from-stage1", action="store_true",
                        help="resume from cache/run/checkpoint_stage1.pt and run stage 2 only")
+    stages = train.add_mutually_exclusive_group()
+    stages.add_argument("--no-export", action="store_true",
+                        help="train only, into cache/run (needs the cached manifest, not the "
+                             "datasets: for a GPU machine); export later with --export-only")
+    stages.add_argument("--export-only", action="store_true",
+                        help="calibrate and export cache/run/checkpoint.pt without training")
     evaluate = commands.add_parser(
         "evaluate", parents=[common],
         help="evaluate on the test split and rewrite models/MODEL_CARD.md")

@@ -255,3 +255,42 @@ def test_ct_check_separates_and_keeps_its_validation_false_alarms_low() -> None:
             > check["threshold"]).mean() > 0.9
     assert (ct_probability(val_mr, check["weights"], check["bias"])
             > check["threshold"]).mean() <= 0.01
+
+
+def test_train_without_export_needs_only_the_cache(tmp_path: Path) -> None:
+    """`train --no-export` runs where the datasets are not (a GPU machine): it reads the
+    cached manifest alone, records the machine it trained on, and --export-only finds the
+    checkpoint it left."""
+    import csv
+    import json
+
+    from workstation.analysis.preprocess import INPUT_SIZE
+    from workstation.cli import main
+    from workstation.training.manifest import MANIFEST_FIELDS
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    labels = ["glioma", "meningioma", "pituitary", "no_tumour"] * 2
+    with (cache / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        for i, label in enumerate(labels):
+            writer.writerow({f: "" for f in MANIFEST_FIELDS} | {
+                "index": str(i), "uid": f"synthetic/{i}", "label": label, "plane": "axial",
+                "mask_known": "0", "split": "train"})
+    rng = np.random.default_rng(0)
+    np.savez(cache / "arrays.npz",
+             images=rng.integers(0, 255, (8, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8),
+             masks=np.zeros((8, INPUT_SIZE, INPUT_SIZE), np.uint8))
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"epochs": 1, "samples_per_epoch": 4, "batch_size": 2}))
+    missing = tmp_path / "no-datasets"
+
+    assert main(["train", "--data", str(missing), "--cache", str(cache), "--config",
+                 str(config), "--device", "cpu", "--no-export"]) == 0
+    history = json.loads((cache / "run" / "history.json").read_text())
+    assert (cache / "run" / "checkpoint.pt").is_file()
+    assert history["device"] == "cpu" and "cores" in history["machine"]
+    assert len(history["history"]) == 1
+    # exporting reads the datasets (calibration, outlier pictures): refused without them
+    assert main(["train", "--data", str(missing), "--cache", str(cache), "--export-only"]) == 2

