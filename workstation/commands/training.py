@@ -110,5 +110,9 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
     if not _check_data(args.data):
         return 2
-    print(json.dumps(run(args.data, args.cache, args.model, args.count, EXCLUSIONS), indent=2))
+    report = json.dumps(run(args.data, args.cache, args.model, args.count, EXCLUSIONS), indent=2)
+    print(report)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(report + "\n")
     return 0

@@ -45,11 +45,12 @@ def run(datasets: Path, cache: Path, description: Path | None, count: int,
     labels = [item.label for item in items]
     slices = [Slice(frozen(i.image), frozen(i.image), Window(0.5, 1.0, "full-range"), i.uid)
               for i in items]
-    report: dict[str, Any] = {"slices": len(items)}
-
     import torch
 
+    from workstation.training.train import machine
+
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    report: dict[str, Any] = {"slices": len(items), "machine": machine(devices[-1])}
     for device in devices:
         engine = Engine(description, device=device, threads=2 if device == "cpu" else None)
         engine.analyse(slices[:16])

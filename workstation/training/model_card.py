@@ -34,8 +34,30 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
+def _measured_elsewhere(measurements: dict[str, dict[str, Any]]) -> list[str]:
+    """Lines for the runs kept in models/measurements/ (a GPU machine's benchmark and
+    training history: this card is written where the datasets are, often without a GPU)."""
+    lines = []
+    for name, record in sorted(measurements.items()):
+        if "ours_cuda" in record:
+            gpu, cpu = record["ours_cuda"], record["ours_cpu"]
+            lines.append(
+                f"- GPU speed (`models/measurements/{name}`, {record['command']}) on "
+                f"{record['machine']}: {gpu['ms_per_slice']} ms/slice, "
+                f"{gpu['slices_per_second']} slices/s on the GPU ({cpu['ms_per_slice']} ms/slice "
+                f"on its CPU, 2 threads), the app's whole path, {record['slices']} test slices.")
+        elif record.get("history"):
+            lines.append(
+                f"- Training on a GPU (`models/measurements/{name}`, {record['command']}): "
+                f"{len(record['history'])} epochs, {record['history'][-1]['minutes']} minutes on "
+                f"{record['machine']}; GPU arithmetic differs from the CPU's, so those weights "
+                "are close to, not identical with, the shipped ones.")
+    return lines
+
+
 def render(report: dict[str, Any], description: dict[str, Any],
-           history: dict[str, Any] | None) -> str:
+           history: dict[str, Any] | None,
+           measurements: dict[str, dict[str, Any]] | None = None) -> str:
     t = report["test"]
     ood = report["ood"]
     excluded = report["excluded"]
@@ -87,6 +109,7 @@ def render(report: dict[str, Any], description: dict[str, Any],
         minutes = history["history"][-1]["minutes"] if history["history"] else None
         lines.append(f"- Training: {len(history['history'])} epochs, {minutes} minutes on "
                      f"{history['device']} ({history.get('machine', 'unknown machine')}).")
+    lines += _measured_elsewhere(measurements or {})
     lines += [
         "",
         "## Data and split",
@@ -198,7 +221,9 @@ def write(report: dict[str, Any], models_dir: Path, name: str,
     description = json.loads((models_dir / f"{name}.json").read_text())
     history = json.loads(history_path.read_text()) if history_path and history_path.is_file() \
         else description.get("training", {}).get("history_record")
+    measurements = {p.name: json.loads(p.read_text())
+                    for p in sorted((models_dir / "measurements").glob("*.json"))}
     path = models_dir / "MODEL_CARD.md"
-    path.write_text(render(report, description, history))
+    path.write_text(render(report, description, history, measurements))
     (models_dir / "evaluation.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     return path
