@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from workstation.analysis.findings import Verdict
-from workstation.analysis.triage import Policy, peak_of, series_verdict
+from workstation.analysis.triage import Policy, peak_of, series_verdict, slice_finding
 from workstation.imaging import Plane, PlaneSource, Series, SeriesInfo, Slice, Window
 from workstation.imaging.pixels import frozen
 
@@ -165,3 +165,19 @@ def test_peak_on_any_grid_is_the_highest_pixel_of_the_region_body(
     mask[top + 14, left + 15] = 0.9  # the hottest pixel inside the region
     mask[3, shape[1] - 4] = 0.99  # a lone speck near the edge
     assert peak_of(mask) == (top + 14, left + 15)
+
+
+@pytest.mark.parametrize(("shape", "assessed"), [
+    ((240, 155), True),  # BraTS coronal/sagittal: the longest slice the model has seen
+    ((512, 288), True),  # a rectangular field of view
+    ((1024, 256), False),  # a whole-body bone scan
+    ((256, 512), False),  # two slices side by side
+])
+def test_a_picture_too_long_for_one_brain_slice_cannot_be_assessed(
+        shape: tuple[int, int], assessed: bool) -> None:
+    fake = replace(prediction(glioma=0.01), mask=np.zeros(shape, np.float32))
+    finding = slice_finding(0, "x.png", fake, POLICY, None)
+    assert (finding.verdict is not Verdict.CANNOT_ASSESS) is assessed
+    if not assessed:
+        assert "too long and narrow for one brain slice" in finding.review_reasons[0]
+        assert f"{shape[1]} x {shape[0]} pixels" in finding.review_reasons[0]

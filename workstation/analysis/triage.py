@@ -34,6 +34,10 @@ MIN_FOREGROUND = 0.03  # below this share of non-background pixels a slice is bl
 EMPTY_LEVEL = 0.12
 EMPTY_REASON = "no tissue in this image (outside the head or an empty tile)"
 CONFIDENT_SINGLE_TUMOUR_SLICE = 0.8
+# one brain slice is near square (matrices 256x256 to 512x288; BraTS' 240x155 is the
+# longest in the training data, 1.55:1); a picture longer than this is a montage of several
+# slices or a whole-body image (a nuclear-medicine bone scan is 4:1), never one slice
+MAX_ASPECT_RATIO = 1.9
 # the peak is taken after smoothing the suspect-region map (Gaussian sigma in network input
 # pixels, INPUT_SIZE of them across the image), so one sharp pixel does not win over the
 # body of the region; chosen on the validation split's pointing game (sigma 0-3 tried)
@@ -86,6 +90,13 @@ def empty_slices(series: Series) -> list[bool]:
     return (levels < EMPTY_LEVEL * reference).tolist()
 
 
+def _aspect_ratio(shape: tuple[int, ...]) -> float:
+    """Long side over short side of an image grid (1.0 when it has no pixels)."""
+    if len(shape) < 2 or min(shape[:2]) == 0:
+        return 1.0
+    return max(shape[:2]) / min(shape[:2])
+
+
 def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
                   dicom_plane: str | None, empty: bool = False) -> Finding:
     probabilities = {c: float(p) for c, p in zip(CLASSES, prediction.probabilities,
@@ -100,6 +111,11 @@ def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
     elif prediction.foreground_fraction < MIN_FOREGROUND:
         verdict = Verdict.CANNOT_ASSESS
         reasons.append("the image is blank or almost empty")
+    elif _aspect_ratio(prediction.mask.shape) > MAX_ASPECT_RATIO:
+        verdict = Verdict.CANNOT_ASSESS
+        rows, cols = prediction.mask.shape[:2]
+        reasons.append(f"the picture is {cols} x {rows} pixels, too long and narrow for one "
+                       "brain slice (a montage of slices or a whole-body image)")
     elif prediction.ct_score > policy.ct_threshold:
         verdict = Verdict.CANNOT_ASSESS
         reasons.append("looks like a CT image, not MRI")
