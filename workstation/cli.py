@@ -98,7 +98,8 @@ def _add_training(commands: argparse._SubParsersAction) -> None:
                         help="calibrate and export cache/run/checkpoint.pt without training")
     evaluate = commands.add_parser(
         "evaluate", parents=[common],
-        help="evaluate on the test split and rewrite models/MODEL_CARD.md")
+        help="evaluate on the test split and rewrite models/MODEL_CARD.md (with --model: "
+             "MODEL_CARD.md and evaluation.json beside that description)")
     evaluate.add_argument("--split", choices=("test", "val"), default="test",
                           help="val: print the same measures on the validation split (for "
                                "choosing between runs); writes nothing")

@@ -95,7 +95,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
             k: v for k, v in chosen[args.split].items() if k in SUMMARY_KEYS}, indent=2))
         return 0
     report = evaluate.run(args.data, args.cache, PLANE_LABELS, EXCLUSIONS, args.model)
-    path = model_card.write(report, MODELS, MODEL_NAME, MODELS / "training_history.json")
+    # the card and evaluation.json go beside the model evaluated: another model's figures
+    # must not land in the shipped model's card
+    folder, name = (MODELS, MODEL_NAME) if args.model is None else (
+        args.model.parent, args.model.stem)
+    path = model_card.write(report, folder, name, folder / "training_history.json")
     test = report["test"]
     print(json.dumps({k: test[k] for k in SUMMARY_KEYS}, indent=2))
     print(json.dumps({"ood_rejected": report["ood"]["rejected"],
