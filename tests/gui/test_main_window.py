@@ -139,6 +139,20 @@ def test_unreadable_study_says_so(qtbot, window: MainWindow, tmp_path: Path) -> 
     assert "empty" in window.problem_list.item(0).text()
 
 
+def test_a_whole_body_picture_is_not_assessed_as_a_brain_slice(  # type: ignore[no-untyped-def]
+        qtbot, window: MainWindow, tmp_path: Path) -> None:
+    # a 4:1 picture (like a nuclear-medicine bone scan exported without its header)
+    picture = np.zeros((512, 128), np.uint8)
+    picture[40:480, 30:100] = 180
+    Image.fromarray(picture).save(tmp_path / "whole_body.png")
+    window.open_paths([str(tmp_path / "whole_body.png")])
+    wait_for_verdicts(qtbot, window)
+    assert "Cannot assess" in window.banner.words
+    assert "too long and narrow for one brain slice" in window.banner.words
+    assert "(not known)" in window.browser.item(0).text()
+    assert "CANNOT ASSESS" in window.browser.item(0).text()
+
+
 def test_settings_persist_and_recent_studies(qtbot, window: MainWindow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "a.png").write_bytes(b"")
     window.open_paths([str(tmp_path / "a.png")])

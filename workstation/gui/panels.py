@@ -54,8 +54,10 @@ def series_text(series: Series, verdict: SeriesVerdict | None) -> str:
         plane, source = verdict.plane, verdict.plane_source
     else:
         plane, source = series.plane.value, series.plane_source.value
+    # after analysis, no plane means the images could not be assessed
     source_words = {"dicom": "from DICOM", "model": "from the model",
-                    "none": "not known yet"}.get(source, source)
+                    "none": "not known" if verdict is not None else "not known yet"
+                    }.get(source, source)
     status = BADGE[verdict.verdict][0] if verdict is not None else "not analysed yet"
     return (f"{series.description}\n{plane} ({source_words}), {len(series.slices)} images\n"
             f"[{status}]")
