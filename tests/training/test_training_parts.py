@@ -305,6 +305,11 @@ def test_model_card_quotes_the_gpu_measurements_kept_in_models() -> None:
     records = {p.name: json.loads(p.read_text()) for p in folder.glob("*.json")}
     lines = _measured_elsewhere(records)
     assert len(lines) == len(records)
+    history = next(r for r in records.values() if "history" in r)
+    changed = history["config"] | {"fine_tune_epochs": history["config"]["fine_tune_epochs"] + 1}
+    assert "the shipped config" in " ".join(_measured_elsewhere(records, history["config"]))
+    other = " ".join(_measured_elsewhere(records, changed))
+    assert "an earlier config (fine_tune_epochs" in other and "a time, not these weights" in other
     for name, record in records.items():
         line = next(line for line in lines if name in line)
         if "ours_cuda" in record:

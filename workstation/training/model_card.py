@@ -34,7 +34,8 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
-def _measured_elsewhere(measurements: dict[str, dict[str, Any]]) -> list[str]:
+def _measured_elsewhere(measurements: dict[str, dict[str, Any]],
+                        shipped_config: dict[str, Any] | None = None) -> list[str]:
     """Lines for the runs kept in models/measurements/ (a GPU machine's benchmark and
     training history: this card is written where the datasets are, often without a GPU)."""
     lines = []
@@ -47,11 +48,18 @@ def _measured_elsewhere(measurements: dict[str, dict[str, Any]]) -> list[str]:
                 f"{gpu['slices_per_second']} slices/s on the GPU ({cpu['ms_per_slice']} ms/slice "
                 f"on its CPU, 2 threads), the app's whole path, {record['slices']} test slices.")
         elif record.get("history"):
+            config = record.get("config", {})
+            differs = {k: v for k, v in config.items()
+                       if shipped_config is not None and shipped_config.get(k) != v}
+            same = ("the shipped config; GPU arithmetic differs from the CPU's, so those "
+                    "weights are close to, not identical with, the shipped ones" if not differs
+                    else "an earlier config (" + ", ".join(
+                        f"{k} {v}, shipped {shipped_config.get(k) if shipped_config else '?'}"
+                        for k, v in differs.items()) + "): a time, not these weights")
             lines.append(
                 f"- Training on a GPU (`models/measurements/{name}`, {record['command']}): "
                 f"{len(record['history'])} epochs, {record['history'][-1]['minutes']} minutes on "
-                f"{record['machine']}; GPU arithmetic differs from the CPU's, so those weights "
-                "are close to, not identical with, the shipped ones.")
+                f"{record['machine']}; {same}.")
     return lines
 
 
@@ -109,7 +117,7 @@ def render(report: dict[str, Any], description: dict[str, Any],
         minutes = history["history"][-1]["minutes"] if history["history"] else None
         lines.append(f"- Training: {len(history['history'])} epochs, {minutes} minutes on "
                      f"{history['device']} ({history.get('machine', 'unknown machine')}).")
-    lines += _measured_elsewhere(measurements or {})
+    lines += _measured_elsewhere(measurements or {}, history["config"] if history else None)
     lines += [
         "",
         "## Data and split",
