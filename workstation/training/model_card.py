@@ -48,18 +48,19 @@ def _measured_elsewhere(measurements: dict[str, dict[str, Any]],
                 f"{gpu['slices_per_second']} slices/s on the GPU ({cpu['ms_per_slice']} ms/slice "
                 f"on its CPU, 2 threads), the app's whole path, {record['slices']} test slices.")
         elif record.get("history"):
-            config = record.get("config", {})
-            differs = {k: v for k, v in config.items()
-                       if shipped_config is not None and shipped_config.get(k) != v}
-            same = ("the shipped config; GPU arithmetic differs from the CPU's, so those "
-                    "weights are close to, not identical with, the shipped ones" if not differs
-                    else "an earlier config (" + ", ".join(
-                        f"{k} {v}, shipped {shipped_config.get(k) if shipped_config else '?'}"
-                        for k, v in differs.items()) + "): a time, not these weights")
+            shipped = shipped_config or {}
+            differs = [f"{k} {v}, shipped {shipped.get(k)}"
+                       for k, v in record.get("config", {}).items()
+                       if shipped and shipped.get(k) != v]
+            if differs:
+                which = f"an earlier config ({', '.join(differs)}): a time, not these weights"
+            else:
+                which = ("the shipped config; GPU arithmetic differs from the CPU's, so those "
+                         "weights are close to, not identical with, the shipped ones")
             lines.append(
                 f"- Training on a GPU (`models/measurements/{name}`, {record['command']}): "
                 f"{len(record['history'])} epochs, {record['history'][-1]['minutes']} minutes on "
-                f"{record['machine']}; {same}.")
+                f"{record['machine']}; {which}.")
     return lines
 
 
