@@ -88,8 +88,11 @@ def _add_training(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--config", type=Path, default=MODELS / "train_config.json")
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     train.add_argument("--rebuild-manifest", action="store_true")
-    train.add_argument("--from-stage1", action="store_true",
-                       help="resume from cache/run/checkpoint_stage1.pt and run stage 2 only")
+    resume = train.add_mutually_exclusive_group()
+    resume.add_argument("--from-stage1", action="store_true",
+                        help="resume from cache/run/checkpoint_stage1.pt: stages 2 and 3 only")
+    resume.add_argument("--from-stage2", action="store_true",
+                        help="resume from cache/run/checkpoint_stage2.pt: the decoder stage only")
     stages = train.add_mutually_exclusive_group()
     stages.add_argument("--no-export", action="store_true",
                         help="train only, into cache/run (needs the cached manifest, not the "

@@ -296,6 +296,63 @@ def test_train_without_export_needs_only_the_cache(tmp_path: Path) -> None:
     assert main(["train", "--data", str(missing), "--cache", str(cache), "--export-only"]) == 2
 
 
+def test_decoder_stage_changes_the_mask_decoder_alone_and_resumes_the_same(
+        tmp_path: Path) -> None:
+    """Stage 3 trains the mask decoder on the frozen network: every other tensor (batch-norm
+    statistics included) is the stage 2 tensor, so no verdict can move; resuming from the
+    stage 2 checkpoint gives the same weights as the whole run."""
+    import csv
+    import json
+
+    import torch
+
+    from workstation.analysis.preprocess import INPUT_SIZE
+    from workstation.cli import main
+    from workstation.training.manifest import MANIFEST_FIELDS
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    labels = ["glioma", "meningioma", "pituitary", "no_tumour"] * 2
+    with (cache / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        for i, label in enumerate(labels):
+            writer.writerow({f: "" for f in MANIFEST_FIELDS} | {
+                "index": str(i), "uid": f"synthetic/{i}", "label": label, "plane": "axial",
+                "mask_known": "1" if i % 2 else "0", "split": "train"})
+    rng = np.random.default_rng(0)
+    masks = np.zeros((8, INPUT_SIZE, INPUT_SIZE), np.uint8)
+    masks[1:8:2, 40:80, 50:90] = 1
+    masks[7] = 0  # a known-empty mask (a no-tumour slice)
+    np.savez(cache / "arrays.npz",
+             images=rng.integers(0, 255, (8, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8),
+             masks=masks)
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"epochs": 1, "samples_per_epoch": 4, "batch_size": 2,
+                                  "decoder_epochs": 2, "decoder_dice_weight": 3.0}))
+    common = ["--data", str(tmp_path / "none"), "--cache", str(cache), "--config", str(config),
+              "--device", "cpu", "--no-export"]
+    run = cache / "run"
+
+    def weights(name: str) -> dict[str, torch.Tensor]:
+        loaded: dict[str, torch.Tensor] = torch.load(run / name, weights_only=True)
+        return loaded
+
+    assert main(["train", *common]) == 0
+    before, after = weights("checkpoint_stage2.pt"), weights("checkpoint.pt")
+    moved = {key for key in before if not torch.equal(before[key], after[key])}
+    assert moved and all(key.startswith("decoder.") for key in moved)
+    assert any(key.startswith("backbone.") and "running_mean" in key for key in before)
+    history = json.loads((run / "history.json").read_text())["history"]
+    assert len(history) == 3 and set(history[-1]) == {"epoch", "minutes", "learning_rate",
+                                                       "mask"}
+
+    assert main(["train", *common, "--from-stage2"]) == 0
+    resumed = weights("checkpoint.pt")
+    assert all(torch.equal(after[key], resumed[key]) for key in after)
+    assert len(json.loads((run / "history.json").read_text())["history"]) == 3
+
+
 def test_model_card_quotes_the_gpu_measurements_kept_in_models() -> None:
     import json
 
@@ -310,6 +367,9 @@ def test_model_card_quotes_the_gpu_measurements_kept_in_models() -> None:
     assert "the shipped config" in " ".join(_measured_elsewhere(records, history["config"]))
     other = " ".join(_measured_elsewhere(records, changed))
     assert "an earlier config (fine_tune_epochs" in other and "a time, not these weights" in other
+    # a stage the measured run did not have: its config lacks the key, the default held
+    staged = " ".join(_measured_elsewhere(records, history["config"] | {"decoder_epochs": 20}))
+    assert "an earlier config (decoder_epochs 0, shipped 20)" in staged
     for name, record in records.items():
         line = next(line for line in lines if name in line)
         if "ours_cuda" in record:

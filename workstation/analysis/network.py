@@ -80,6 +80,11 @@ class TriageNet(nn.Module):
         """(B, 1, H, W) in [0, 1] -> ImageNet-normalised (B, 3, H, W)."""
         return (grey.expand(-1, 3, -1, -1) - self.mean) / self.std
 
+    def features(self, grey: torch.Tensor) -> list[torch.Tensor]:
+        """The stride 4-32 backbone features the mask decoder reads."""
+        return list(self.backbone.forward_intermediates(
+            self.normalise(grey), indices=list(_FEATURE_INDICES), intermediates_only=True))
+
     def forward(self, grey: torch.Tensor) -> Outputs:
         final, intermediates = self.backbone.forward_intermediates(
             self.normalise(grey), indices=list(_FEATURE_INDICES), intermediates_only=False)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from workstation.analysis.findings import CLASSES
+from workstation.training.train import TrainConfig
 
 TARGETS = {
     "macro_f1": 0.97, "ece_after": 0.03, "plane_accuracy": 0.97, "specificity": 0.95,
@@ -48,9 +50,11 @@ def _measured_elsewhere(measurements: dict[str, dict[str, Any]],
                 f"{gpu['slices_per_second']} slices/s on the GPU ({cpu['ms_per_slice']} ms/slice "
                 f"on its CPU, 2 threads), the app's whole path, {record['slices']} test slices.")
         elif record.get("history"):
-            shipped = shipped_config or {}
-            differs = [f"{k} {v}, shipped {shipped.get(k)}"
-                       for k, v in record.get("config", {}).items()
+            # a key one config lacks had its default there (a stage added later)
+            defaults = asdict(TrainConfig())
+            measured = defaults | record.get("config", {})
+            shipped = defaults | shipped_config if shipped_config else {}
+            differs = [f"{k} {v}, shipped {shipped.get(k)}" for k, v in measured.items()
                        if shipped and shipped.get(k) != v]
             if differs:
                 which = f"an earlier config ({', '.join(differs)}): a time, not these weights"

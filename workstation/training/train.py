@@ -51,6 +51,12 @@ class TrainConfig:
     fine_tune_mask_weight: float = 2.0
     # contrast curves in stage 2 (None: as in stage 1); fewer lets the mask decoder settle
     fine_tune_contrast_curve_probability: float | None = None
+    # stage 3: the mask decoder alone on the frozen network (backbone, class and plane heads
+    # keep their stage 2 weights, so every verdict stays as it was), on the slices whose mask
+    # is known; the Dice term weighs more here (what the mask is judged by)
+    decoder_epochs: int = 0
+    decoder_learning_rate: float = 1e-3
+    decoder_dice_weight: float = 1.0
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
@@ -92,6 +98,22 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1 - (2 * inter + 1) / (total + 1)
 
 
+def mask_loss(mask_logits: torch.Tensor, masks: torch.Tensor, mask_known: torch.Tensor,
+              dice_weight: float = 1.0) -> torch.Tensor:
+    """Pixel BCE (x10) on the slices whose mask is known, plus the Dice loss on those with a
+    tumour in them; zero when no slice in the batch has a known mask."""
+    mask_logits = F.interpolate(mask_logits, size=masks.shape[-2:], mode="bilinear",
+                                align_corners=False)
+    if not bool(mask_known.any()):
+        return mask_logits.new_zeros(())
+    known_logits, known_masks = mask_logits[mask_known], masks[mask_known]
+    bce = F.binary_cross_entropy_with_logits(known_logits, known_masks)
+    has_tumour = known_masks.sum(dim=(1, 2, 3)) > 0
+    dice = (dice_loss(known_logits[has_tumour], known_masks[has_tumour]).mean()
+            if bool(has_tumour.any()) else bce.new_zeros(()))
+    return bce * 10 + dice_weight * dice
+
+
 def losses(out: object, labels: torch.Tensor, planes: torch.Tensor, masks: torch.Tensor,
            mask_known: torch.Tensor, config: TrainConfig,
            class_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -103,19 +125,9 @@ def losses(out: object, labels: torch.Tensor, planes: torch.Tensor, masks: torch
     plane_loss = (F.cross_entropy(out.plane_logits[known_plane],  # type: ignore[attr-defined]
                                   planes[known_plane])
                   if bool(known_plane.any()) else class_loss.new_zeros(()))
-    mask_logits = F.interpolate(out.mask_logits, size=masks.shape[-2:],  # type: ignore[attr-defined]
-                                mode="bilinear", align_corners=False)
-    if bool(mask_known.any()):
-        known_logits, known_masks = mask_logits[mask_known], masks[mask_known]
-        bce = F.binary_cross_entropy_with_logits(known_logits, known_masks)
-        has_tumour = known_masks.sum(dim=(1, 2, 3)) > 0
-        dice = (dice_loss(known_logits[has_tumour], known_masks[has_tumour]).mean()
-                if bool(has_tumour.any()) else bce.new_zeros(()))
-        mask_loss = bce * 10 + dice
-    else:
-        mask_loss = class_loss.new_zeros(())
-    total = class_loss + config.plane_weight * plane_loss + config.mask_weight * mask_loss
-    return {"total": total, "class": class_loss, "plane": plane_loss, "mask": mask_loss}
+    masked = mask_loss(out.mask_logits, masks, mask_known)  # type: ignore[attr-defined]
+    total = class_loss + config.plane_weight * plane_loss + config.mask_weight * masked
+    return {"total": total, "class": class_loss, "plane": plane_loss, "mask": masked}
 
 
 def batch_tensors(manifest: Manifest, index: np.ndarray
@@ -130,11 +142,13 @@ def batch_tensors(manifest: Manifest, index: np.ndarray
 
 
 def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Path,
-          device: str = "cpu", log: bool = True, from_stage1: bool = False) -> Path:
-    """Stage 1 from ImageNet weights, then the optional fine-tuning stage 2.
+          device: str = "cpu", log: bool = True, from_stage: int = 0) -> Path:
+    """Stage 1 from ImageNet weights, then the optional fine-tuning stage 2 and the optional
+    decoder-only stage 3.
 
-    ``from_stage1`` resumes from ``out_dir/checkpoint_stage1.pt`` (written by stage 1) and
-    runs stage 2 only; each stage is seeded on its own, so both routes give the same run.
+    ``from_stage`` 1 or 2 resumes from ``out_dir/checkpoint_stage<N>.pt`` (written when that
+    stage ended) and runs the later stages only; each stage is seeded on its own, so every
+    route gives the same run.
     """
     # seed before the heads are initialised: the run must not depend on anything earlier
     torch.manual_seed(config.seed)
@@ -149,36 +163,93 @@ def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Pa
     importance = sample_weights(train_rows, replace(config, mask_known_tumour_boost=1.0)) / weights
     net = TriageNet()
     history: list[dict[str, float]] = []
-    stage1 = out_dir / "checkpoint_stage1.pt"
-    if from_stage1:
-        net.load_state_dict(torch.load(stage1, map_location="cpu", weights_only=True))
-        history = json.loads((out_dir / "history.json").read_text())["history"][
-            :config.epochs]
+    if from_stage:
+        done = config.epochs + (config.fine_tune_epochs if from_stage == 2 else 0)
+        net.load_state_dict(torch.load(out_dir / f"checkpoint_stage{from_stage}.pt",
+                                       map_location="cpu", weights_only=True))
+        history = json.loads((out_dir / "history.json").read_text())["history"][:done]
     else:
         load_imagenet_backbone(net, pretrained)
     net = net.to(device).to(memory_format=torch.channels_last)
     started = time.perf_counter() - 60 * (history[-1]["minutes"] if history else 0.0)
-    if not from_stage1:
+    if from_stage < 1:
         _run_stage(net, manifest, train_index, weights, importance, config, config.epochs,
                    config.learning_rate, config.mask_weight, generator, rng, device, history,
                    started, log, pct_start=0.1, curves=config.contrast_curve_probability)
-        torch.save(net.state_dict(), stage1)
-    if config.fine_tune_epochs:
+        torch.save(net.state_dict(), out_dir / "checkpoint_stage1.pt")
+    fine_tune_curves = (config.contrast_curve_probability
+                        if config.fine_tune_contrast_curve_probability is None
+                        else config.fine_tune_contrast_curve_probability)
+    if config.fine_tune_epochs and from_stage < 2:
         seed = config.seed + 1
         torch.manual_seed(seed)
         _run_stage(net, manifest, train_index, weights, importance, config,
                    config.fine_tune_epochs,
                    config.fine_tune_learning_rate, config.fine_tune_mask_weight,
                    torch.Generator().manual_seed(seed), np.random.default_rng(seed), device,
-                   history, started, log, pct_start=0.05,
-                   curves=(config.contrast_curve_probability
-                           if config.fine_tune_contrast_curve_probability is None
-                           else config.fine_tune_contrast_curve_probability))
+                   history, started, log, pct_start=0.05, curves=fine_tune_curves)
+    if from_stage < 2:
+        torch.save(net.state_dict(), out_dir / "checkpoint_stage2.pt")
+    if config.decoder_epochs:
+        seed = config.seed + 2
+        torch.manual_seed(seed)
+        known = np.array([r["mask_known"] == "1" for r in train_rows])
+        _run_decoder_stage(net, manifest, train_index[known],
+                           weights[known] / weights[known].sum(), config,
+                           torch.Generator().manual_seed(seed), np.random.default_rng(seed),
+                           device, history, started, log, curves=fine_tune_curves)
     torch.save(net.state_dict(), out_dir / "checkpoint.pt")
     (out_dir / "history.json").write_text(json.dumps(
         {"config": asdict(config), "device": device, "machine": machine(device),
          "history": history}, indent=2))
     return out_dir / "checkpoint.pt"
+
+
+def _run_decoder_stage(net: TriageNet, manifest: Manifest, index: np.ndarray,
+                       weights: np.ndarray, config: TrainConfig, generator: torch.Generator,
+                       rng: np.random.Generator, device: str, history: list[dict[str, float]],
+                       started: float, log: bool, curves: float) -> None:
+    """Train the mask decoder alone: everything else is frozen and kept in eval mode (its
+    batch-norm statistics do not move), so the class, plane and feature outputs are the
+    stage 2 outputs bit for bit."""
+    for parameter in net.parameters():
+        parameter.requires_grad_(False)
+    decoder = list(net.decoder.parameters())
+    for parameter in decoder:
+        parameter.requires_grad_(True)
+    optimiser = torch.optim.AdamW(decoder, lr=config.decoder_learning_rate,
+                                  weight_decay=config.weight_decay)
+    steps_per_epoch = config.samples_per_epoch // config.batch_size
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=config.decoder_learning_rate,
+        total_steps=config.decoder_epochs * steps_per_epoch, pct_start=0.1)
+    for _ in range(config.decoder_epochs):
+        net.eval()
+        net.decoder.train()
+        total = 0.0
+        for _ in range(steps_per_epoch):
+            chosen = index[rng.choice(len(index), size=config.batch_size, p=weights)]
+            images, masks, _, _, known = batch_tensors(manifest, chosen)
+            images, masks = augment(images, masks, generator, curves)
+            images = images.to(device, memory_format=torch.channels_last)
+            with torch.no_grad():
+                features = net.features(images)
+            loss = mask_loss(net.decoder(features), (masks > 0.5).float().to(device),
+                             known.to(device), config.decoder_dice_weight)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += float(loss.detach())
+        record = {"epoch": len(history) + 1,
+                  "minutes": round((time.perf_counter() - started) / 60, 1),
+                  "learning_rate": config.decoder_learning_rate,
+                  "mask": round(total / steps_per_epoch, 4)}
+        history.append(record)
+        if log:
+            print(json.dumps(record), flush=True)
+    for parameter in net.parameters():
+        parameter.requires_grad_(True)
 
 
 def _run_stage(net: TriageNet, manifest: Manifest, train_index: np.ndarray,
