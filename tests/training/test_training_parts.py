@@ -398,3 +398,27 @@ def test_export_calibrates_on_the_apps_float_inputs(datasets: Path, tmp_path: Pa
     assert not np.array_equal(inputs[0], np.round(inputs[0] * 255) / 255)  # not 8-bit
     with pytest.raises(ValueError, match="not found"):
         app_inputs(datasets, tmp_path, ["figshare/no-such-image.png"])
+
+
+def test_summary_counts_regions_drawn_on_normal_slices_only() -> None:
+    """A suspect-region outline on a normal slice is a false region the reader sees: the
+    summary counts it among normal slices, not tumour ones."""
+    from workstation.analysis.findings import CLASSES, Verdict
+    from workstation.training.evaluate import summarise
+
+    def record(label: str, drawn: bool, verdict: Verdict) -> dict[str, object]:
+        probabilities = np.full(4, 0.01, np.float32)
+        probabilities[CLASSES.index(label)] = 0.97
+        return {"uid": label, "source": "synthetic", "label": label, "plane": "axial",
+                "plane_method": "model", "logits": np.log(probabilities),
+                "probabilities": probabilities,
+                "plane_probabilities": np.array([0.9, 0.05, 0.05], np.float32),
+                "verdict": verdict, "peak": None, "region_drawn": drawn}
+
+    records = [record("no_tumour", True, Verdict.NO_TUMOUR),
+               record("no_tumour", False, Verdict.NO_TUMOUR),
+               record("no_tumour", False, Verdict.REVIEW),
+               record("glioma", True, Verdict.TUMOUR)]
+    summary = summarise(records, None)  # type: ignore[arg-type]
+    assert summary["normal_slices_with_region_drawn"] == 1 / 3
+    assert summary["tumour_slices_cleared_as_no_tumour"] == 0

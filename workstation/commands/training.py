@@ -80,7 +80,8 @@ def export_run(manifest: object, run_dir: Path, datasets: Path, cache: Path) -> 
 SUMMARY_KEYS = ("slices", "accuracy", "macro_f1", "tumour_slices_cleared_as_no_tumour",
                 "review_rate_all", "review_rate_normal", "ece_before", "ece_after",
                 "plane_accuracy_all_labelled", "plane_accuracy_exact_labels", "mask_dice_mean",
-                "pointing_game_hit_rate", "specificity_by_plane")
+                "pointing_game_hit_rate", "normal_slices_with_region_drawn",
+                "specificity_by_plane")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -81,7 +81,9 @@ def evaluate_items(engine: Engine, items: Iterable[Item], rows: dict[str, dict[s
             "plane": row["plane"], "plane_method": row["plane_method"],
             "logits": logits, "probabilities": prediction.probabilities,
             "plane_probabilities": prediction.plane_probabilities,
-            "verdict": finding.verdict, "peak": finding.peak}
+            "verdict": finding.verdict, "peak": finding.peak,
+            # an outline the viewer and the report draw (on a normal slice: a false region)
+            "region_drawn": finding.mask_area_px > 0}
         if item.mask is not None and item.mask_known and item.mask.any():
             truth = item.mask.astype(bool)
             record["dice"] = dice(prediction.mask >= 0.5, truth)
@@ -160,6 +162,9 @@ def summarise(records: list[dict[str, Any]], engine: Engine) -> dict[str, Any]:
         "pointing_game_hit_rate": (float(np.mean([r["pointing_hit"] for r in masked]))
                                    if masked else None),
         "mask_slices": len(masked),
+        "normal_slices_with_region_drawn": (
+            float(np.mean([r["region_drawn"] for r, t in zip(records, tumour, strict=True)
+                           if not t])) if (~tumour).any() else None),
     }
 
 

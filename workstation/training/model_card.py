@@ -167,6 +167,8 @@ def render(report: dict[str, Any], description: dict[str, Any],
         f"{_met((t['mask_dice_mean'] or 0) >= TARGETS['dice'])} |",
         f"| pointing game (peak inside the tumour) | {_pct(t['pointing_game_hit_rate'])} | "
         f">= 90%: {_met((t['pointing_game_hit_rate'] or 0) >= TARGETS['pointing'])} |",
+        f"| normal slices with a suspect region drawn | "
+        f"{_pct(t.get('normal_slices_with_region_drawn'))} | |",
         f"| out-of-distribution probes rejected (with header / image only) | "
         f"{ood['rejected']} / {ood['rejected_image_only']} of {ood['total']} | all: "
         f"{_met(ood['rejected'] == ood['total'])} |",
