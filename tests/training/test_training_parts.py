@@ -257,15 +257,12 @@ def test_ct_check_separates_and_keeps_its_validation_false_alarms_low() -> None:
             > check["threshold"]).mean() <= 0.01
 
 
-def test_train_without_export_needs_only_the_cache(tmp_path: Path) -> None:
-    """`train --no-export` runs where the datasets are not (a GPU machine): it reads the
-    cached manifest alone, records the machine it trained on, and --export-only finds the
-    checkpoint it left."""
+def _synthetic_cache(tmp_path: Path, with_masks: bool) -> Path:
+    """A cached manifest of 8 random training slices, two per class; ``with_masks``: every
+    second slice has a known mask (a square; the last, a no-tumour slice, known empty)."""
     import csv
-    import json
 
     from workstation.analysis.preprocess import INPUT_SIZE
-    from workstation.cli import main
     from workstation.training.manifest import MANIFEST_FIELDS
 
     cache = tmp_path / "cache"
@@ -277,11 +274,26 @@ def test_train_without_export_needs_only_the_cache(tmp_path: Path) -> None:
         for i, label in enumerate(labels):
             writer.writerow({f: "" for f in MANIFEST_FIELDS} | {
                 "index": str(i), "uid": f"synthetic/{i}", "label": label, "plane": "axial",
-                "mask_known": "0", "split": "train"})
+                "mask_known": "1" if with_masks and i % 2 else "0", "split": "train"})
+    masks = np.zeros((8, INPUT_SIZE, INPUT_SIZE), np.uint8)
+    if with_masks:
+        masks[1:7:2, 40:80, 50:90] = 1
     rng = np.random.default_rng(0)
     np.savez(cache / "arrays.npz",
              images=rng.integers(0, 255, (8, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8),
-             masks=np.zeros((8, INPUT_SIZE, INPUT_SIZE), np.uint8))
+             masks=masks)
+    return cache
+
+
+def test_train_without_export_needs_only_the_cache(tmp_path: Path) -> None:
+    """`train --no-export` runs where the datasets are not (a GPU machine): it reads the
+    cached manifest alone, records the machine it trained on, and --export-only finds the
+    checkpoint it left."""
+    import json
+
+    from workstation.cli import main
+
+    cache = _synthetic_cache(tmp_path, with_masks=False)
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({"epochs": 1, "samples_per_epoch": 4, "batch_size": 2}))
     missing = tmp_path / "no-datasets"
@@ -301,32 +313,13 @@ def test_decoder_stage_changes_the_mask_decoder_alone_and_resumes_the_same(
     """Stage 3 trains the mask decoder on the frozen network: every other tensor (batch-norm
     statistics included) is the stage 2 tensor, so no verdict can move; resuming from the
     stage 2 checkpoint gives the same weights as the whole run."""
-    import csv
     import json
 
     import torch
 
-    from workstation.analysis.preprocess import INPUT_SIZE
     from workstation.cli import main
-    from workstation.training.manifest import MANIFEST_FIELDS
 
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    labels = ["glioma", "meningioma", "pituitary", "no_tumour"] * 2
-    with (cache / "manifest.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=MANIFEST_FIELDS)
-        writer.writeheader()
-        for i, label in enumerate(labels):
-            writer.writerow({f: "" for f in MANIFEST_FIELDS} | {
-                "index": str(i), "uid": f"synthetic/{i}", "label": label, "plane": "axial",
-                "mask_known": "1" if i % 2 else "0", "split": "train"})
-    rng = np.random.default_rng(0)
-    masks = np.zeros((8, INPUT_SIZE, INPUT_SIZE), np.uint8)
-    masks[1:8:2, 40:80, 50:90] = 1
-    masks[7] = 0  # a known-empty mask (a no-tumour slice)
-    np.savez(cache / "arrays.npz",
-             images=rng.integers(0, 255, (8, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8),
-             masks=masks)
+    cache = _synthetic_cache(tmp_path, with_masks=True)
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({"epochs": 1, "samples_per_epoch": 4, "batch_size": 2,
                                   "decoder_epochs": 2, "decoder_dice_weight": 3.0}))
