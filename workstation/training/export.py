@@ -146,8 +146,8 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
     torch.set_num_threads(2)
     net = TriageNet()
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    net.load_state_dict({k: v.half().float() if v.is_floating_point() else v
-                         for k, v in state.items()})
+    shipped = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    net.load_state_dict(shipped)  # copied into the fp32 network, as the app loads them
     net = net.to(memory_format=torch.channels_last)
     split = np.array([r["split"] for r in manifest.rows])
     labels = np.array([CLASSES.index(r["label"]) for r in manifest.rows])
@@ -177,8 +177,7 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
                            > ct["threshold"]).sum())
 
     archive = {
-        "state_dict": {k: v.half() if v.is_floating_point() else v
-                       for k, v in net.state_dict().items()},
+        "state_dict": shipped,
         "temperature": temperature,
         "review_threshold": threshold,
         "ood_threshold": ood["threshold"],

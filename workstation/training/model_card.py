@@ -50,12 +50,14 @@ def _measured_elsewhere(measurements: dict[str, dict[str, Any]],
                 f"{gpu['slices_per_second']} slices/s on the GPU ({cpu['ms_per_slice']} ms/slice "
                 f"on its CPU, 2 threads), the app's whole path, {record['slices']} test slices.")
         elif record.get("history"):
-            # a key one config lacks had its default there (a stage added later)
-            defaults = asdict(TrainConfig())
-            measured = defaults | record.get("config", {})
-            shipped = defaults | shipped_config if shipped_config else {}
-            differs = [f"{k} {v}, shipped {shipped.get(k)}" for k, v in measured.items()
-                       if shipped and shipped.get(k) != v]
+            differs: list[str] = []
+            if shipped_config:
+                # a key one config lacks had its default there (a stage added later)
+                defaults = asdict(TrainConfig())
+                measured = defaults | record.get("config", {})
+                shipped = defaults | shipped_config
+                differs = [f"{k} {v}, shipped {shipped.get(k)}" for k, v in measured.items()
+                           if shipped.get(k) != v]
             if differs:
                 which = f"an earlier config ({', '.join(differs)}): a time, not these weights"
             else:
