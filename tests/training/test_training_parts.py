@@ -308,21 +308,26 @@ def test_train_without_export_needs_only_the_cache(tmp_path: Path) -> None:
     assert main(["train", "--data", str(missing), "--cache", str(cache), "--export-only"]) == 2
 
 
+@pytest.mark.parametrize("shape", [(48, False), (16, True)])
 def test_decoder_stage_changes_the_mask_decoder_alone_and_resumes_the_same(
-        tmp_path: Path) -> None:
+        tmp_path: Path, shape: tuple[int, bool]) -> None:
     """Stage 3 trains the mask decoder on the frozen network: every other tensor (batch-norm
     statistics included) is the stage 2 tensor, so no verdict can move; resuming from the
-    stage 2 checkpoint gives the same weights as the whole run."""
+    stage 2 checkpoint gives the same weights as the whole run. A decoder shape other than
+    stages 1-2's starts a fresh decoder of that shape, and the weights load by their shape."""
     import json
 
     import torch
 
+    from workstation.analysis.network import TriageNet, decoder_shape
     from workstation.cli import main
 
     cache = _synthetic_cache(tmp_path, with_masks=True)
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({"epochs": 1, "samples_per_epoch": 4, "batch_size": 2,
-                                  "decoder_epochs": 2, "decoder_dice_weight": 3.0}))
+                                  "decoder_epochs": 2, "decoder_dice_weight": 3.0,
+                                  "decoder_width": shape[0],
+                                  "decoder_merge_convs": shape[1]}))
     common = ["--data", str(tmp_path / "none"), "--cache", str(cache), "--config", str(config),
               "--device", "cpu", "--no-export"]
     run = cache / "run"
@@ -333,8 +338,12 @@ def test_decoder_stage_changes_the_mask_decoder_alone_and_resumes_the_same(
 
     assert main(["train", *common]) == 0
     before, after = weights("checkpoint_stage2.pt"), weights("checkpoint.pt")
-    moved = {key for key in before if not torch.equal(before[key], after[key])}
+    moved = {key for key in after
+             if key not in before or not torch.equal(before[key], after[key])}
     assert moved and all(key.startswith("decoder.") for key in moved)
+    assert all(key in after for key in before if not key.startswith("decoder."))
+    assert decoder_shape(before) == (48, False) and decoder_shape(after) == shape
+    TriageNet.for_weights(after).load_state_dict(after)  # strict: every key fits
     assert any(key.startswith("backbone.") and "running_mean" in key for key in before)
     history = json.loads((run / "history.json").read_text())["history"]
     assert len(history) == 3 and set(history[-1]) == {"epoch", "minutes", "learning_rate",

@@ -117,7 +117,7 @@ class Engine:
         self.device = pick_device(device)
         if threads:
             torch.set_num_threads(threads)
-        net = TriageNet()
+        net = TriageNet.for_weights(archive["state_dict"])
         net.load_state_dict({k: v.float() for k, v in archive["state_dict"].items()})
         net.eval()
         self.net = net.to(self.device).to(memory_format=torch.channels_last)

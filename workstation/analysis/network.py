@@ -9,6 +9,7 @@ The pooled backbone feature is returned too: the out-of-distribution score uses 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,27 +36,48 @@ class Outputs:
     features: torch.Tensor  # (B, 1280) pooled backbone features
 
 
-class MaskDecoder(nn.Module):
-    """A small FPN: top-down sum of 1x1 laterals, 3x3 smoothing, logits at stride 4."""
+def _conv_bn_relu(width: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(width, width, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(width), nn.ReLU(inplace=True))
 
-    def __init__(self, in_channels: tuple[int, ...], width: int = 48) -> None:
+
+class MaskDecoder(nn.Module):
+    """A small FPN: top-down sum of 1x1 laterals, 3x3 smoothing, logits at stride 4.
+
+    ``merge_convs`` adds a 3x3 conv after each top-down merge (more context per level; the
+    shipped stage 3 decoder has them, the stage 1-2 decoder does not).
+    """
+
+    def __init__(self, in_channels: tuple[int, ...], width: int = 48,
+                 merge_convs: bool = False) -> None:
         super().__init__()
+        self.width = width
+        self.merge_convs = merge_convs
         self.laterals = nn.ModuleList(nn.Conv2d(c, width, 1) for c in in_channels)
-        self.smooth = nn.Sequential(
-            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
-            nn.ReLU(inplace=True),
-        )
+        self.merges = (nn.ModuleList(_conv_bn_relu(width) for _ in in_channels[:-1])
+                       if merge_convs else None)
+        self.smooth = nn.Sequential(*_conv_bn_relu(width), *_conv_bn_relu(width))
         self.logits = nn.Conv2d(width, 1, 1)
+
+    def describe(self) -> str:
+        return (f"FPN mask decoder ({self.width} channels"
+                f"{', a 3x3 conv after each merge' if self.merge_convs else ''})")
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         top = self.laterals[-1](features[-1])
-        for lateral, feature in zip(reversed(self.laterals[:-1]), reversed(features[:-1]),
-                                    strict=True):
+        for level in range(len(features) - 2, -1, -1):
+            feature = features[level]
             top = F.interpolate(top, size=feature.shape[-2:], mode="bilinear",
-                                align_corners=False) + lateral(feature)
+                                align_corners=False) + self.laterals[level](feature)
+            if self.merges is not None:
+                top = self.merges[level](top)
         return self.logits(self.smooth(top))
+
+
+def decoder_shape(state_dict: Mapping[str, torch.Tensor]) -> tuple[int, bool]:
+    """(width, merge_convs) of the mask decoder whose weights these are."""
+    width = int(state_dict["decoder.logits.weight"].shape[1])
+    return width, any(key.startswith("decoder.merges.") for key in state_dict)
 
 
 class TriageNet(nn.Module):
@@ -63,18 +85,29 @@ class TriageNet(nn.Module):
     mean: torch.Tensor
     std: torch.Tensor
 
-    def __init__(self) -> None:
+    def __init__(self, decoder_width: int = 48, decoder_merge_convs: bool = False) -> None:
         super().__init__()
         backbone: Any = timm.create_model(ARCHITECTURE, pretrained=False, num_classes=0)
         self.backbone = backbone
-        channels = tuple(int(backbone.feature_info[i]["num_chs"]) for i in _FEATURE_INDICES)
-        self.decoder = MaskDecoder(channels)
+        self.decoder = MaskDecoder(self.decoder_channels(), decoder_width, decoder_merge_convs)
         width = int(backbone.num_features)
         self.dropout = nn.Dropout(0.2)
         self.class_head = nn.Linear(width, len(CLASSES))
         self.plane_head = nn.Linear(width, len(PLANES))
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
+
+    @classmethod
+    def for_weights(cls, state_dict: Mapping[str, torch.Tensor]) -> TriageNet:
+        """A network whose mask decoder has the shape these weights were trained with."""
+        width, merge_convs = decoder_shape(state_dict)
+        return cls(width, merge_convs)
+
+    def decoder_channels(self) -> tuple[int, ...]:
+        return tuple(int(self.backbone.feature_info[i]["num_chs"]) for i in _FEATURE_INDICES)
+
+    def describe(self) -> str:
+        return f"{ARCHITECTURE} + class/plane heads + {self.decoder.describe()}"
 
     def normalise(self, grey: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) in [0, 1] -> ImageNet-normalised (B, 3, H, W)."""

@@ -28,7 +28,7 @@ import torch
 from torch.nn import functional as F
 
 from workstation.analysis.model_file import sha256_of
-from workstation.analysis.network import ARCHITECTURE, CLASSES, TriageNet
+from workstation.analysis.network import CLASSES, TriageNet
 from workstation.analysis.ood import ct_probability, knn_distance, mahalanobis_distance, unit
 from workstation.analysis.preprocess import INPUT_SIZE, prepare
 from workstation.training.manifest import Manifest, exclusion_group
@@ -144,8 +144,8 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
     images prepared from the datasets in float (a threshold set on the 8-bit cache left two
     validation tumour slices 0.0004 above it on the app's path)."""
     torch.set_num_threads(2)
-    net = TriageNet()
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    net = TriageNet.for_weights(state)
     shipped = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     net.load_state_dict(shipped)  # copied into the fp32 network, as the app loads them
     net = net.to(memory_format=torch.channels_last)
@@ -202,7 +202,7 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
     description = {
         "name": name,
         "version": version,
-        "architecture": f"{ARCHITECTURE} + class/plane heads + FPN mask decoder",
+        "architecture": net.describe(),
         "input_size": INPUT_SIZE,
         "classes": list(CLASSES),
         "weights": weights.name,

@@ -18,7 +18,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from workstation.analysis.network import CLASSES, PLANES, TriageNet, load_imagenet_backbone
+from workstation.analysis.network import (
+    CLASSES,
+    PLANES,
+    MaskDecoder,
+    TriageNet,
+    load_imagenet_backbone,
+)
 from workstation.training.augment import augment
 from workstation.training.manifest import Manifest
 
@@ -57,6 +63,11 @@ class TrainConfig:
     decoder_epochs: int = 0
     decoder_learning_rate: float = 1e-3
     decoder_dice_weight: float = 1.0
+    # the stage 3 decoder's shape; when it differs from the stage 1-2 decoder (48 channels,
+    # no merge convs) stage 3 starts a fresh decoder of this shape: a wider one is too slow
+    # to carry through stages 1-2 on a CPU, and only stage 3 needs it
+    decoder_width: int = 48
+    decoder_merge_convs: bool = False
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
@@ -193,6 +204,11 @@ def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Pa
     if config.decoder_epochs:
         seed = config.seed + 2
         torch.manual_seed(seed)
+        if (net.decoder.width, net.decoder.merge_convs) != (config.decoder_width,
+                                                             config.decoder_merge_convs):
+            net.decoder = MaskDecoder(net.decoder_channels(), config.decoder_width,
+                                      config.decoder_merge_convs
+                                      ).to(device).to(memory_format=torch.channels_last)
         known = np.array([r["mask_known"] == "1" for r in train_rows])
         _run_decoder_stage(net, manifest, train_index[known],
                            weights[known] / weights[known].sum(), config,
