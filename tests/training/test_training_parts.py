@@ -193,6 +193,16 @@ def test_ood_settings_are_chosen_on_the_outlier_pictures() -> None:
     assert (scores > chosen["threshold"]).mean() <= 0.01
 
 
+def test_ood_validation_pictures_are_the_same_every_time() -> None:
+    """Export picks the out-of-distribution settings on these pictures: one drawn at random
+    (binary_blobs unseeded) made two exports of the same weights choose differently."""
+    from workstation.training.probes import ood_validation_images
+
+    first, second = ood_validation_images(), ood_validation_images()
+    assert len(first) == len(second) >= 10
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+
+
 def test_ood_validation_pictures_are_not_probes() -> None:
     from workstation.training.probes import OOD_VALIDATION, PHOTOS, ood_validation_images
 
