@@ -386,6 +386,11 @@ def test_model_card_quotes_the_gpu_measurements_kept_in_models() -> None:
         line = next(line for line in lines if name in line)
         if "ours_cuda" in record:
             assert f"{record['ours_cuda']['ms_per_slice']} ms/slice" in line
+            # a speed measured on other weights says so
+            assert "an earlier model" in line
+            shipped = " ".join(_measured_elsewhere(records, None, record["model"]["sha256"]))
+            assert f"model {record['model']['version']}." in shipped
+            assert "an earlier model" not in shipped
         else:
             assert f"{record['history'][-1]['minutes']} minutes" in line
             assert record["device"] == "cuda"

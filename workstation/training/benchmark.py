@@ -53,6 +53,8 @@ def run(datasets: Path, cache: Path, description: Path | None, count: int,
     report: dict[str, Any] = {"slices": len(items), "machine": machine(devices[-1])}
     for device in devices:
         engine = Engine(description, device=device, threads=2 if device == "cpu" else None)
+        report["model"] = {"name": engine.info.name, "version": engine.info.version,
+                           "sha256": engine.info.sha256}
         engine.analyse(slices[:16])
         runs: list[Any] = []
         seconds = _timed(lambda e=engine, out=runs: out.append(e.analyse(slices, batch_size=32)))

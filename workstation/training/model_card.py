@@ -37,18 +37,24 @@ def _met(ok: bool) -> str:
 
 
 def _measured_elsewhere(measurements: dict[str, dict[str, Any]],
-                        shipped_config: dict[str, Any] | None = None) -> list[str]:
+                        shipped_config: dict[str, Any] | None = None,
+                        shipped_sha256: str | None = None) -> list[str]:
     """Lines for the runs kept in models/measurements/ (a GPU machine's benchmark and
     training history: this card is written where the datasets are, often without a GPU)."""
     lines = []
     for name, record in sorted(measurements.items()):
         if "ours_cuda" in record:
             gpu, cpu = record["ours_cuda"], record["ours_cpu"]
+            model = record.get("model", {})
+            which = (f"model {model['version']}" if model.get("sha256") == shipped_sha256
+                     else f"an earlier model ({model.get('version', 'unrecorded')}): a speed, "
+                          "not these weights'")
             lines.append(
                 f"- GPU speed (`models/measurements/{name}`, {record['command']}) on "
                 f"{record['machine']}: {gpu['ms_per_slice']} ms/slice, "
                 f"{gpu['slices_per_second']} slices/s on the GPU ({cpu['ms_per_slice']} ms/slice "
-                f"on its CPU, 2 threads), the app's whole path, {record['slices']} test slices.")
+                f"on its CPU, 2 threads), the app's whole path, {record['slices']} test slices; "
+                f"{which}.")
         elif record.get("history"):
             differs: list[str] = []
             if shipped_config:
@@ -124,7 +130,8 @@ def render(report: dict[str, Any], description: dict[str, Any],
         minutes = history["history"][-1]["minutes"] if history["history"] else None
         lines.append(f"- Training: {len(history['history'])} epochs, {minutes} minutes on "
                      f"{history['device']} ({history.get('machine', 'unknown machine')}).")
-    lines += _measured_elsewhere(measurements or {}, history["config"] if history else None)
+    lines += _measured_elsewhere(measurements or {}, history["config"] if history else None,
+                                 description["sha256"])
     lines += [
         "",
         "## Data and split",
