@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 MODEL_NAME = "triage-v1"
-MODEL_VERSION = "1.1.0"
+MODEL_VERSION = "1.2.0"
 MODELS = Path(__file__).resolve().parents[2] / "models"
 PLANE_LABELS = MODELS / "labels" / "planes_2d.csv"
 # images of the datasets that are not brain MRI (CT in Nickparvar, the QA phantom series in
