@@ -439,3 +439,34 @@ def test_summary_counts_regions_drawn_on_normal_slices_only() -> None:
     summary = summarise(records, None)  # type: ignore[arg-type]
     assert summary["normal_slices_with_region_drawn"] == 1 / 3
     assert summary["tumour_slices_cleared_as_no_tumour"] == 0
+
+
+def test_specificity_counts_each_near_duplicate_cluster_once() -> None:
+    """Five copies of one normal image called tumour are five slices but one cluster; a
+    cluster with any slice called tumour counts as called tumour."""
+    from workstation.analysis.findings import CLASSES, Verdict
+    from workstation.training.evaluate import summarise
+
+    def record(cluster: str, called: str) -> dict[str, object]:
+        probabilities = np.full(4, 0.01, np.float32)
+        probabilities[CLASSES.index(called)] = 0.97
+        verdict = Verdict.NO_TUMOUR if called == "no_tumour" else Verdict.TUMOUR
+        return {"uid": cluster, "source": "synthetic", "label": "no_tumour",
+                "cluster": cluster, "plane": "axial", "plane_method": "model",
+                "logits": np.log(probabilities), "probabilities": probabilities,
+                "plane_probabilities": np.array([0.9, 0.05, 0.05], np.float32),
+                "verdict": verdict, "peak": None, "region_drawn": False}
+
+    records = ([record("copies", "glioma")] * 5 + [record("mixed", "pituitary"),
+                                                   record("mixed", "no_tumour")]
+               + [record(f"single {k}", "no_tumour") for k in range(8)])
+    axial = summarise(records, None)["specificity_by_plane"]  # type: ignore[arg-type]
+    axial = axial["axial"]
+    assert axial["normal_slices"] == 15
+    assert axial["specificity"] == 9 / 15
+    assert axial["slices_called_tumour"] == 6
+    assert (axial["distinct_images"], axial["distinct_images_called_tumour"]) == (10, 2)
+    assert axial["specificity_distinct"] == 8 / 10
+    listed = summarise(records, None)["normal_slices_called_tumour"]  # type: ignore[arg-type]
+    assert [(r["cluster"], r["predicted"]) for r in listed] == (
+        [("copies", "glioma")] * 5 + [("mixed", "pituitary")])

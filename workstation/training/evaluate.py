@@ -78,7 +78,7 @@ def evaluate_items(engine: Engine, items: Iterable[Item], rows: dict[str, dict[s
         row = rows[item.uid]
         record: dict[str, Any] = {
             "uid": item.uid, "source": item.source, "label": item.label,
-            "plane": row["plane"], "plane_method": row["plane_method"],
+            "cluster": row["cluster"], "plane": row["plane"], "plane_method": row["plane_method"],
             "logits": logits, "probabilities": prediction.probabilities,
             "plane_probabilities": prediction.plane_probabilities,
             "verdict": finding.verdict, "peak": finding.peak,
@@ -90,6 +90,22 @@ def evaluate_items(engine: Engine, items: Iterable[Item], rows: dict[str, dict[s
             record["pointing_hit"] = bool(finding.peak is not None and truth[finding.peak])
         records.append(record)
     return summarise(records, engine)
+
+
+def distinct_specificity(records: list[dict[str, Any]], called_tumour: np.ndarray
+                         ) -> dict[str, Any]:
+    """Specificity with each near-duplicate cluster counted once (a slice without a
+    cluster is its own): the sources hold copies of one image, and a copy called tumour
+    counts once per copy in the slice figure. A cluster counts as called tumour when any of
+    its slices is."""
+    clusters: dict[str, bool] = {}
+    for k, (record, tumour) in enumerate(zip(records, called_tumour, strict=True)):
+        key = record.get("cluster") or f"slice {k}"
+        clusters[key] = clusters.get(key, False) or bool(tumour)
+    wrong = sum(clusters.values())
+    return {"distinct_images": len(clusters), "distinct_images_called_tumour": wrong,
+            "slices_called_tumour": int(np.sum(called_tumour)),
+            "specificity_distinct": 1.0 - wrong / len(clusters) if clusters else None}
 
 
 def summarise(records: list[dict[str, Any]], engine: Engine) -> dict[str, Any]:
@@ -118,6 +134,8 @@ def summarise(records: list[dict[str, Any]], engine: Engine) -> dict[str, Any]:
                 "specificity": float((predicted[normal] == no).mean()),
                 "cleared_as_no_tumour": float(cleared[normal].mean()),
                 "sent_to_review": float(review[normal].mean()),
+                **distinct_specificity([r for r, n in zip(records, normal, strict=True) if n],
+                                       predicted[normal] != no),
             }
     plane_known = [r for r in records if r["plane"]]
     plane_exact = [r for r in plane_known if r["plane_method"] in ("dicom", "volume")]
@@ -147,6 +165,11 @@ def summarise(records: list[dict[str, Any]], engine: Engine) -> dict[str, Any]:
             {"uid": r["uid"], "label": r["label"],
              "p_no_tumour": round(float(r["probabilities"][no]), 4)}
             for r, bad in zip(records, tumour & cleared, strict=True) if bad],
+        "normal_slices_called_tumour": [
+            {"uid": r["uid"], "cluster": r.get("cluster", ""), "plane": r["plane"],
+             "predicted": CLASSES[p], "probability": round(float(r["probabilities"][p]), 4)}
+            for r, p in zip(records, predicted, strict=True)
+            if r["label"] == "no_tumour" and p != no],
         "tumour_slices": int(tumour.sum()),
         "review_rate_all": float(review.mean()),
         "review_rate_normal": float(review[~tumour].mean()) if (~tumour).any() else None,
