@@ -70,6 +70,26 @@ def test_low_confidence_normal_goes_to_review_with_a_reason() -> None:
     assert verdict.findings[1].verdict is Verdict.REVIEW
 
 
+def test_confident_normal_with_an_outlined_region_goes_to_review() -> None:
+    """The class head clears it but the mask decoder outlines a region: the heads disagree,
+    so a slice cleared as no tumour never carries an outline."""
+    preds = [prediction(glioma=0.02), prediction(glioma=0.01, mask_at=(10, 12)),
+             prediction(glioma=0.01), prediction(pituitary=0.01, mask_at=(20, 20))]
+    verdict = series_verdict(series(4), preds, POLICY)
+    assert [f.verdict for f in verdict.findings] == [
+        Verdict.NO_TUMOUR, Verdict.REVIEW, Verdict.NO_TUMOUR, Verdict.REVIEW]
+    assert verdict.findings[1].mask_area_px > 0
+    assert "suspect-region map outlines an area" in verdict.findings[1].review_reasons[0]
+    assert verdict.verdict is Verdict.REVIEW
+    assert verdict.review_reasons == (
+        "2 of 4 images are called no tumour but show an outlined suspect region "
+        "(images 2, 4)",)
+    one = series_verdict(series(4), [*preds[:3], prediction(glioma=0.01)], POLICY)
+    assert one.review_reasons == (
+        "1 of 4 images is called no tumour but shows an outlined suspect region (image 2)",)
+    assert all(f.mask_area_px == 0 for f in verdict.findings if f.verdict is Verdict.NO_TUMOUR)
+
+
 def test_two_tumour_slices_make_a_tumour_series_with_the_majority_class() -> None:
     preds = [prediction(), prediction(meningioma=0.7, glioma=0.1, mask_at=(10, 12)),
              prediction(meningioma=0.6, pituitary=0.2)]

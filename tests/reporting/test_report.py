@@ -79,7 +79,7 @@ def test_review_case_lists_each_reason(tmp_path: Path) -> None:
     text = " ".join(text_of(write_report(build_content(triage(review), {}),
                                          tmp_path / "v.pdf")).split())
     assert "Needs human review" in text
-    assert "low-confidence no-tumour calls" in text
+    assert "1 of 3 images is a low-confidence no-tumour call" in text
     assert "one image suggests a tumour" in text
 
 

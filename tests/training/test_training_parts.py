@@ -438,6 +438,7 @@ def test_summary_counts_regions_drawn_on_normal_slices_only() -> None:
                record("glioma", True, Verdict.TUMOUR)]
     summary = summarise(records, None)  # type: ignore[arg-type]
     assert summary["normal_slices_with_region_drawn"] == 1 / 3
+    assert summary["cleared_slices_with_region_drawn"] == 1  # the record made by hand
     assert summary["tumour_slices_cleared_as_no_tumour"] == 0
 
 

@@ -2,8 +2,10 @@
 
 A slice is cleared as no_tumour only when p(no_tumour) reaches the review threshold that was
 chosen on the validation split so that no tumour slice there was cleared; anything less
-confident goes to a human. DICOM metadata (Modality, Body Part Examined) and an
-out-of-distribution score on the network's features decide what cannot be assessed.
+confident goes to a human, and so does a confident no-tumour call on which the mask decoder
+outlines a suspect region (the heads disagree; a cleared slice never shows an outline).
+DICOM metadata (Modality, Body Part Examined) and an out-of-distribution score on the
+network's features decide what cannot be assessed.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ MIN_FOREGROUND = 0.03  # below this share of non-background pixels a slice is bl
 # a slice whose bright end is this far below the series' is outside the head (empty tile)
 EMPTY_LEVEL = 0.12
 EMPTY_REASON = "no tissue in this image (outside the head or an empty tile)"
+REGION_REASON = ("called no tumour, but the suspect-region map outlines an area: the class "
+                 "and region heads disagree")
 CONFIDENT_SINGLE_TUMOUR_SLICE = 0.8
 # one brain slice is near square (matrices 256x256 to 512x288; BraTS' 240x155 is the
 # longest in the training data, 1.55:1); a picture longer than this is a montage of several
@@ -104,6 +108,8 @@ def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
     plane_probabilities = {p: float(v) for p, v in zip(PLANES, prediction.plane_probabilities,
                                                        strict=True)}
     predicted = max(probabilities, key=probabilities.__getitem__)
+    mask = np.asarray(prediction.mask, dtype=np.float32)
+    region = mask >= MASK_THRESHOLD
     reasons: list[str] = []
     if empty:
         verdict = Verdict.CANNOT_ASSESS
@@ -124,15 +130,17 @@ def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
         reasons.append("does not look like the brain MRI the model was trained on")
     elif predicted != "no_tumour":
         verdict = Verdict.TUMOUR
-    elif probabilities["no_tumour"] >= policy.review_threshold:
-        verdict = Verdict.NO_TUMOUR
-    else:
+    elif probabilities["no_tumour"] < policy.review_threshold:
         verdict = Verdict.REVIEW
         reasons.append(
             f"low-confidence no-tumour call (p = {probabilities['no_tumour']:.3f}, "
             f"below the {policy.review_threshold:.3f} needed to clear it)")
-    mask = np.asarray(prediction.mask, dtype=np.float32)
-    region = mask >= MASK_THRESHOLD
+    elif region.any():
+        # the two heads disagree: a slice with a suspect region outlined is never cleared
+        verdict = Verdict.REVIEW
+        reasons.append(REGION_REASON)
+    else:
+        verdict = Verdict.NO_TUMOUR
     peak = None
     if verdict is not Verdict.CANNOT_ASSESS and mask.size:
         peak = peak_of(mask)
@@ -218,12 +226,22 @@ def decide(findings: Sequence[Finding]) -> tuple[Verdict, str, float, list[str]]
             return Verdict.TUMOUR, predicted, confidence, reasons
         reasons.append(f"one image suggests a tumour ({predicted}, image {strongest.index + 1}, "
                        f"{confidence:.0%}) and the others do not")
-    low = by_verdict[Verdict.REVIEW]
+    disagree = [f for f in by_verdict[Verdict.REVIEW] if REGION_REASON in f.review_reasons]
+    low = [f for f in by_verdict[Verdict.REVIEW] if REGION_REASON not in f.review_reasons]
     if low:
         weakest = min(low, key=lambda f: f.probabilities["no_tumour"])
-        reasons.append(f"{len(low)} of {len(findings)} images are low-confidence no-tumour "
-                       f"calls (lowest p = {weakest.probabilities['no_tumour']:.3f}, image "
-                       f"{weakest.index + 1})")
+        calls = ("is a low-confidence no-tumour call" if len(low) == 1
+                 else "are low-confidence no-tumour calls")
+        reasons.append(f"{len(low)} of {len(findings)} images {calls} (lowest p = "
+                       f"{weakest.probabilities['no_tumour']:.3f}, image {weakest.index + 1})")
+    if disagree:
+        listed = ", ".join(str(f.index + 1) for f in disagree[:5])
+        more = f" and {len(disagree) - 5} more" if len(disagree) > 5 else ""
+        one = len(disagree) == 1
+        reasons.append(f"{len(disagree)} of {len(findings)} images "
+                       f"{'is' if one else 'are'} called no tumour but "
+                       f"show{'s' if one else ''} an outlined suspect region "
+                       f"(image{'s' if len(disagree) > 1 else ''} {listed}{more})")
     if unassessable:
         reasons.append(f"{len(unassessable)} of {len(findings)} images could not be assessed")
     if reasons:

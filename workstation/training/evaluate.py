@@ -188,6 +188,9 @@ def summarise(records: list[dict[str, Any]], engine: Engine) -> dict[str, Any]:
         "normal_slices_with_region_drawn": (
             float(np.mean([r["region_drawn"] for r, t in zip(records, tumour, strict=True)
                            if not t])) if (~tumour).any() else None),
+        # the policy sends these to review: a slice cleared as no tumour shows no outline
+        "cleared_slices_with_region_drawn": int(sum(
+            r["region_drawn"] for r, c in zip(records, cleared, strict=True) if c)),
     }
 
 

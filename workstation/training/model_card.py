@@ -182,6 +182,9 @@ def render(report: dict[str, Any], description: dict[str, Any],
         f">= 90%: {_met((t['pointing_game_hit_rate'] or 0) >= TARGETS['pointing'])} |",
         f"| normal slices with a suspect region drawn | "
         f"{_pct(t.get('normal_slices_with_region_drawn'))} | |",
+        *([f"| slices cleared as no_tumour with a suspect region drawn | "
+           f"{t['cleared_slices_with_region_drawn']} | 0 (they go to review) |"]
+          if "cleared_slices_with_region_drawn" in t else []),
         f"| out-of-distribution probes rejected (with header / image only) | "
         f"{ood['rejected']} / {ood['rejected_image_only']} of {ood['total']} | all: "
         f"{_met(ood['rejected'] == ood['total'])} |",
