@@ -83,6 +83,24 @@ def test_review_case_lists_each_reason(tmp_path: Path) -> None:
     assert "one image suggests a tumour" in text
 
 
+def test_review_key_images_show_the_no_tumour_image_with_an_outline(tmp_path: Path) -> None:
+    """Four low-confidence calls outrank it by p(tumour), but a reason names the confident
+    no-tumour image whose mask outlines a region: the report must show it."""
+    from workstation.reporting.content import KEY_IMAGES_PER_SERIES, key_images
+
+    preds = [prediction(meningioma=m) for m in (0.2, 0.25, 0.3, 0.15)]
+    preds += [prediction(glioma=0.01, mask_at=(16, 16)), prediction(glioma=0.005)]
+    review = with_info(series_verdict(series(6), preds, POLICY), INFO)
+    images, rule = key_images(review)
+    assert len(images) == KEY_IMAGES_PER_SERIES
+    assert [f.index for f in images] == [2, 1, 4]
+    assert "outlined suspect region" in rule
+    text = " ".join(text_of(write_report(build_content(triage(review), {}),
+                                         tmp_path / "r.pdf")).split())
+    assert "1 of 6 images is called no tumour but shows an outlined suspect region (image 5)" \
+        in text
+
+
 def test_cannot_assess_case_and_unreadable_files(tmp_path: Path) -> None:
     ct = with_info(series_verdict(series(2, "CT", "ABDOMEN"), [prediction()] * 2, POLICY),
                    SeriesInfo(modality="CT", body_part_examined="ABDOMEN"))

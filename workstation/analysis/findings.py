@@ -39,6 +39,13 @@ VERDICT_WORDS = {
 }
 
 
+# why a confident no-tumour call goes to review anyway (triage sets it, the report and the
+# window look for it)
+REGION_REASON = ("called no tumour, but the suspect-region map outlines an area: the class "
+                 "and region heads disagree")
+_SUSPICION_RANK = {Verdict.TUMOUR: 2.0, Verdict.REVIEW: 1.0}
+
+
 @dataclass(frozen=True, eq=False)
 class Finding:
     """The model's reading of one slice."""
@@ -62,8 +69,14 @@ class Finding:
 
     @property
     def suspicion(self) -> float:
-        """Order for "most suspicious first" lists."""
-        return self.tumour_probability
+        """Order for "most suspicious first" lists: tumour calls, then images sent to review,
+        then the rest; by p(tumour) within each."""
+        return _SUSPICION_RANK.get(self.verdict, 0.0) + self.tumour_probability
+
+    @property
+    def heads_disagree(self) -> bool:
+        """Sent to review because the mask outlines a region on a no-tumour call."""
+        return REGION_REASON in self.review_reasons
 
 
 @dataclass(frozen=True, eq=False)

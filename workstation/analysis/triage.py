@@ -21,6 +21,7 @@ import numpy.typing as npt
 from workstation.analysis.findings import (
     CLASSES,
     PLANES,
+    REGION_REASON,
     TUMOUR_CLASSES,
     Finding,
     SeriesVerdict,
@@ -35,8 +36,6 @@ MIN_FOREGROUND = 0.03  # below this share of non-background pixels a slice is bl
 # a slice whose bright end is this far below the series' is outside the head (empty tile)
 EMPTY_LEVEL = 0.12
 EMPTY_REASON = "no tissue in this image (outside the head or an empty tile)"
-REGION_REASON = ("called no tumour, but the suspect-region map outlines an area: the class "
-                 "and region heads disagree")
 CONFIDENT_SINGLE_TUMOUR_SLICE = 0.8
 # one brain slice is near square (matrices 256x256 to 512x288; BraTS' 240x155 is the
 # longest in the training data, 1.55:1); a picture longer than this is a montage of several
@@ -226,8 +225,8 @@ def decide(findings: Sequence[Finding]) -> tuple[Verdict, str, float, list[str]]
             return Verdict.TUMOUR, predicted, confidence, reasons
         reasons.append(f"one image suggests a tumour ({predicted}, image {strongest.index + 1}, "
                        f"{confidence:.0%}) and the others do not")
-    disagree = [f for f in by_verdict[Verdict.REVIEW] if REGION_REASON in f.review_reasons]
-    low = [f for f in by_verdict[Verdict.REVIEW] if REGION_REASON not in f.review_reasons]
+    disagree = [f for f in by_verdict[Verdict.REVIEW] if f.heads_disagree]
+    low = [f for f in by_verdict[Verdict.REVIEW] if not f.heads_disagree]
     if low:
         weakest = min(low, key=lambda f: f.probabilities["no_tumour"])
         calls = ("is a low-confidence no-tumour call" if len(low) == 1

@@ -96,8 +96,15 @@ def key_images(verdict: SeriesVerdict) -> tuple[tuple[Finding, ...], str]:
     if verdict.verdict is Verdict.NO_TUMOUR:
         closest = sorted(assessable, key=lambda f: f.probabilities["no_tumour"])
         return tuple(closest[:KEY_IMAGES_PER_SERIES]), "images closest to the review threshold"
-    ranked = sorted(assessable, key=lambda f: -f.tumour_probability)
-    return tuple(ranked[:KEY_IMAGES_PER_SERIES]), "most suspicious images"
+    ranked = sorted(assessable, key=lambda f: -f.suspicion)
+    chosen = ranked[:KEY_IMAGES_PER_SERIES]
+    disagree = [f for f in ranked if f.heads_disagree]
+    if disagree and not any(f.heads_disagree for f in chosen):
+        # a reason names it: the reader must see the outline the no-tumour call contradicts
+        chosen = [*chosen[:KEY_IMAGES_PER_SERIES - 1], disagree[0]]
+        return tuple(chosen), ("most suspicious images, and one called no tumour with an "
+                               "outlined suspect region")
+    return tuple(chosen), "most suspicious images"
 
 
 _SEVERITY = {Verdict.TUMOUR: 3, Verdict.REVIEW: 2, Verdict.CANNOT_ASSESS: 1,
