@@ -466,8 +466,8 @@ def test_specificity_counts_each_near_duplicate_cluster_once() -> None:
     assert axial["normal_slices"] == 15
     assert axial["specificity"] == 9 / 15
     assert axial["slices_called_tumour"] == 6
-    assert (axial["distinct_images"], axial["distinct_images_called_tumour"]) == (10, 2)
-    assert axial["specificity_distinct"] == 8 / 10
+    assert (axial["clusters"], axial["clusters_called_tumour"]) == (10, 2)
+    assert axial["specificity_by_cluster"] == 8 / 10
     listed = summarise(records, None)["normal_slices_called_tumour"]  # type: ignore[arg-type]
     assert [(r["cluster"], r["predicted"]) for r in listed] == (
         [("copies", "glioma")] * 5 + [("mixed", "pituitary")])

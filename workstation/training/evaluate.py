@@ -92,7 +92,7 @@ def evaluate_items(engine: Engine, items: Iterable[Item], rows: dict[str, dict[s
     return summarise(records, engine)
 
 
-def distinct_specificity(records: list[dict[str, Any]], called_tumour: np.ndarray
+def cluster_specificity(records: list[dict[str, Any]], called_tumour: np.ndarray
                          ) -> dict[str, Any]:
     """Specificity with each near-duplicate cluster counted once (a slice without a
     cluster is its own): the sources hold copies of one image, and a copy called tumour
@@ -103,9 +103,9 @@ def distinct_specificity(records: list[dict[str, Any]], called_tumour: np.ndarra
         key = record.get("cluster") or f"slice {k}"
         clusters[key] = clusters.get(key, False) or bool(tumour)
     wrong = sum(clusters.values())
-    return {"distinct_images": len(clusters), "distinct_images_called_tumour": wrong,
+    return {"clusters": len(clusters), "clusters_called_tumour": wrong,
             "slices_called_tumour": int(np.sum(called_tumour)),
-            "specificity_distinct": 1.0 - wrong / len(clusters) if clusters else None}
+            "specificity_by_cluster": 1.0 - wrong / len(clusters) if clusters else None}
 
 
 def summarise(records: list[dict[str, Any]], engine: Engine) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def summarise(records: list[dict[str, Any]], engine: Engine) -> dict[str, Any]:
                 "specificity": float((predicted[normal] == no).mean()),
                 "cleared_as_no_tumour": float(cleared[normal].mean()),
                 "sent_to_review": float(review[normal].mean()),
-                **distinct_specificity([r for r, n in zip(records, normal, strict=True) if n],
+                **cluster_specificity([r for r, n in zip(records, normal, strict=True) if n],
                                        predicted[normal] != no),
             }
     plane_known = [r for r in records if r["plane"]]
