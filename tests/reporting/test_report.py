@@ -162,3 +162,15 @@ def test_outlined_key_image_marks_the_region() -> None:
     mask[20:40, 20:40] = 1
     picture = np.asarray(outlined_picture(image, mask))
     assert (picture == 255).all(axis=2).any() and (picture == 0).all(axis=2).any()
+
+
+def test_report_quotes_one_card_row_per_headline_measure() -> None:
+    """The provenance table reads the shipped card's headline rows: each measure once (the
+    slice specificity the target is set on, not the per-cluster figure beside it)."""
+    from workstation.reporting.content import MODEL_CARD_ROWS, model_card_rows
+
+    card = Path(__file__).resolve().parents[2] / "models" / "MODEL_CARD.md"
+    names = [name for name, _ in model_card_rows(card)]
+    assert len(names) == len(MODEL_CARD_ROWS)
+    assert [next(k for k in MODEL_CARD_ROWS if n.startswith(k)) for n in names] == list(
+        MODEL_CARD_ROWS)

@@ -173,7 +173,7 @@ def render(report: dict[str, Any], description: dict[str, Any],
         f"| >= 97%: {_met((t['plane_accuracy_all_labelled'] or 0) >= TARGETS['plane_accuracy'])} |",
         f"| specificity, worst plane | {_pct(min_spec)} | >= 95%: "
         f"{_met(min_spec >= TARGETS['specificity'])} |",
-        *([f"| specificity, worst plane, each near-duplicate cluster counted once | "
+        *([f"| specificity by near-duplicate cluster (each counted once), worst plane | "
            f"{_pct(min(by_cluster))} | (the target is on slices) |"] if by_cluster else []),
         f"| mask Dice (figshare test masks, {t['mask_slices']} slices) | "
         f"{(t['mask_dice_mean'] or 0):.3f} | >= 0.75: "
