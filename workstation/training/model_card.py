@@ -87,7 +87,7 @@ def render(report: dict[str, Any], description: dict[str, Any],
     planes = t["specificity_by_plane"]
     min_spec = min((v["specificity"] for v in planes.values()), default=0.0)
     by_cluster = [v["specificity_by_cluster"] for v in planes.values()
-               if v.get("specificity_by_cluster") is not None]
+                  if v.get("specificity_by_cluster") is not None]
     sources = ", ".join(f"{k} {v['slices']}" for k, v in t["by_source"].items())
     f1_ok = _met(t["macro_f1"] >= TARGETS["macro_f1"])
     lines = [
