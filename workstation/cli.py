@@ -90,9 +90,12 @@ def _add_training(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--rebuild-manifest", action="store_true")
     resume = train.add_mutually_exclusive_group()
     resume.add_argument("--from-stage1", action="store_true",
-                        help="resume from cache/run/checkpoint_stage1.pt: stages 2 and 3 only")
+                        help="resume from cache/run/checkpoint_stage1.pt: stages 2 to 4 only")
     resume.add_argument("--from-stage2", action="store_true",
-                        help="resume from cache/run/checkpoint_stage2.pt: the decoder stage only")
+                        help="resume from cache/run/checkpoint_stage2.pt: stages 3 and 4 only")
+    resume.add_argument("--from-stage3", action="store_true",
+                        help="resume from cache/run/checkpoint_stage3.pt: the class-head "
+                             "refit (stage 4) only")
     stages = train.add_mutually_exclusive_group()
     stages.add_argument("--no-export", action="store_true",
                         help="train only, into cache/run (needs the cached manifest, not the "

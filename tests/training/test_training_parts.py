@@ -365,6 +365,51 @@ def test_decoder_stage_changes_the_mask_decoder_alone_and_resumes_the_same(
     assert len(json.loads((run / "history.json").read_text())["history"]) == 3
 
 
+def test_class_head_refit_moves_the_class_head_alone_and_resumes_the_same(
+        tmp_path: Path) -> None:
+    """Stage 4 refits the class head on the frozen network's features: every other tensor is
+    the stage 3 tensor (masks, plane calls and out-of-distribution features stay as they
+    were); resuming from the stage 3 checkpoint gives the same weights as the whole run, and
+    the model card counts the refit apart from the epochs."""
+    import json
+
+    import torch
+
+    from workstation.cli import main
+    from workstation.training.model_card import render
+
+    cache = _synthetic_cache(tmp_path, with_masks=True)
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"epochs": 1, "samples_per_epoch": 4, "batch_size": 2,
+                                  "decoder_epochs": 1, "head_refit_steps": 5}))
+    common = ["--data", str(tmp_path / "none"), "--cache", str(cache), "--config", str(config),
+              "--device", "cpu", "--no-export"]
+    run = cache / "run"
+
+    def weights(name: str) -> dict[str, torch.Tensor]:
+        loaded: dict[str, torch.Tensor] = torch.load(run / name, weights_only=True)
+        return loaded
+
+    assert main(["train", *common]) == 0
+    before, after = weights("checkpoint_stage3.pt"), weights("checkpoint.pt")
+    assert before.keys() == after.keys()
+    moved = {key for key in after if not torch.equal(before[key], after[key])}
+    assert moved == {"class_head.weight", "class_head.bias"}
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["history"]) == 3 and history["history"][-1]["steps"] == 5
+
+    assert main(["train", *common, "--from-stage3"]) == 0
+    resumed = weights("checkpoint.pt")
+    assert all(torch.equal(after[key], resumed[key]) for key in after)
+    assert len(json.loads((run / "history.json").read_text())["history"]) == 3
+
+    card = Path(__file__).resolve().parents[2] / "models"
+    report = json.loads((card / "evaluation.json").read_text())
+    description = json.loads((card / "triage-v1.json").read_text())
+    text = render(report, description, history, None)
+    assert "- Training: 2 epochs and a class-head refit on the frozen network," in text
+
+
 def test_model_card_quotes_the_gpu_measurements_kept_in_models() -> None:
     import json
 

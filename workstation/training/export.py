@@ -40,7 +40,8 @@ OOD_PERCENTILE = 99.5
 NO_TUMOUR = CLASSES.index("no_tumour")
 
 
-def network_outputs(net: TriageNet, images: np.ndarray, batch: int = 64) -> dict[str, np.ndarray]:
+def network_outputs(net: TriageNet, images: np.ndarray, batch: int = 64,
+                    device: str = "cpu") -> dict[str, np.ndarray]:
     """Logits and pooled features of network inputs: uint8 (the cache) or float in [0, 1]."""
     logits, features = [], []
     scale = 255.0 if images.dtype == np.uint8 else 1.0
@@ -48,9 +49,9 @@ def network_outputs(net: TriageNet, images: np.ndarray, batch: int = 64) -> dict
     with torch.inference_mode():
         for start in range(0, len(images), batch):
             x = torch.from_numpy(images[start:start + batch]).float().div(scale)[:, None]
-            out = net(x.contiguous(memory_format=torch.channels_last))
-            logits.append(out.class_logits.numpy())
-            features.append(out.features.numpy())
+            out = net(x.to(device).contiguous(memory_format=torch.channels_last))
+            logits.append(out.class_logits.cpu().numpy())
+            features.append(out.features.cpu().numpy())
     return {"logits": np.concatenate(logits), "features": np.concatenate(features)}
 
 

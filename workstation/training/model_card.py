@@ -130,7 +130,10 @@ def render(report: dict[str, Any], description: dict[str, Any],
             f"{calibration['validation_ct_images_rejected']}.")
     if history:
         minutes = history["history"][-1]["minutes"] if history["history"] else None
-        lines.append(f"- Training: {len(history['history'])} epochs, {minutes} minutes on "
+        epochs = sum("steps" not in record for record in history["history"])
+        refit = ("" if epochs == len(history["history"])
+                 else " and a class-head refit on the frozen network")
+        lines.append(f"- Training: {epochs} epochs{refit}, {minutes} minutes on "
                      f"{history['device']} ({history.get('machine', 'unknown machine')}).")
     lines += _measured_elsewhere(measurements or {}, history["config"] if history else None,
                                  description["sha256"])
