@@ -70,6 +70,16 @@ def test_low_confidence_normal_goes_to_review_with_a_reason() -> None:
     assert verdict.findings[1].verdict is Verdict.REVIEW
 
 
+def test_a_low_confidence_call_never_prints_the_same_number_as_its_threshold() -> None:
+    """p 0.9946 against a threshold of 0.9948 must not read "p = 0.995, below the 0.995"."""
+    close = replace(POLICY, review_threshold=0.9948)
+    finding = series_verdict(series(1), [prediction(glioma=0.0054)], close).findings[0]
+    assert finding.verdict is Verdict.REVIEW
+    assert "(p = 0.9946, below the 0.9948 needed to clear it)" in finding.review_reasons[0]
+    far = series_verdict(series(1), [prediction(glioma=0.02)], close).findings[0]
+    assert "(p = 0.980, below the 0.995 needed to clear it)" in far.review_reasons[0]
+
+
 def test_confident_normal_with_an_outlined_region_goes_to_review() -> None:
     """The class head clears it but the mask decoder outlines a region: the heads disagree,
     so a slice cleared as no tumour never carries an outline."""

@@ -100,6 +100,16 @@ def _aspect_ratio(shape: tuple[int, ...]) -> float:
     return max(shape[:2]) / min(shape[:2])
 
 
+def distinct_decimals(value: float, threshold: float) -> tuple[str, str]:
+    """Both numbers with 3 decimals, or as many more as it takes for them to print
+    differently: "p = 0.995, below the 0.995 needed" would read as a contradiction."""
+    for places in range(3, 7):
+        shown, needed = f"{value:.{places}f}", f"{threshold:.{places}f}"
+        if shown != needed:
+            break
+    return shown, needed
+
+
 def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
                   dicom_plane: str | None, empty: bool = False) -> Finding:
     probabilities = {c: float(p) for c, p in zip(CLASSES, prediction.probabilities,
@@ -131,9 +141,9 @@ def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
         verdict = Verdict.TUMOUR
     elif probabilities["no_tumour"] < policy.review_threshold:
         verdict = Verdict.REVIEW
+        shown, needed = distinct_decimals(probabilities["no_tumour"], policy.review_threshold)
         reasons.append(
-            f"low-confidence no-tumour call (p = {probabilities['no_tumour']:.3f}, "
-            f"below the {policy.review_threshold:.3f} needed to clear it)")
+            f"low-confidence no-tumour call (p = {shown}, below the {needed} needed to clear it)")
     elif region.any():
         # the two heads disagree: a slice with a suspect region outlined is never cleared
         verdict = Verdict.REVIEW
