@@ -164,3 +164,22 @@ def test_settings_persist_and_recent_studies(qtbot, window: MainWindow, tmp_path
     assert [a.text() for a in window.recent_menu.actions()] == [str(tmp_path / "a.png")]
     shortcuts = {a.text(): a.shortcut().toString() for a in window.actions()}
     assert shortcuts["Suspect &region"] == "M" and shortcuts["&Export Report (PDF)..."] == "Ctrl+E"
+
+
+def test_probability_table_never_shows_certainty_the_model_does_not_have(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """p 0.99998 reads ">99%", as in the banner and the report, not "100.0%"."""
+    from workstation.analysis.findings import Finding, Verdict
+    from workstation.gui.panels import FindingsPanel
+
+    panel = FindingsPanel()
+    qtbot.addWidget(panel)
+    finding = Finding(
+        index=0, file="a.png", predicted_class="meningioma", verdict=Verdict.TUMOUR,
+        probabilities={"glioma": 0.00001, "meningioma": 0.99998, "pituitary": 0.00001,
+                       "no_tumour": 0.0},
+        plane="axial", plane_probabilities={"axial": 1.0, "coronal": 0.0, "sagittal": 0.0},
+        review_reasons=(), ood_score=0.1, mask=np.zeros((4, 4), np.float32), mask_area_px=0,
+        peak=None)
+    panel.show_finding(finding, 1)
+    cells = [panel.table.item(row, 1).text() for row in range(4)]
+    assert cells == ["<1%", ">99%", "<1%", "<1%"]
