@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -318,6 +319,24 @@ def test_train_without_export_needs_only_the_cache(tmp_path: Path) -> None:
     assert main(["train", "--data", str(missing), "--cache", str(cache), "--export-only"]) == 2
 
 
+def _tiny_run_args(tmp_path: Path, cache: Path, config: dict[str, object]) -> list[str]:
+    """`workstation train` arguments for a seconds-long CPU run on the synthetic cache."""
+    import json
+
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps({"epochs": 1, "samples_per_epoch": 4, "batch_size": 2,
+                                **config}))
+    return ["--data", str(tmp_path / "none"), "--cache", str(cache), "--config", str(path),
+            "--device", "cpu", "--no-export"]
+
+
+def _weights(path: Path) -> dict[str, Any]:
+    import torch
+
+    loaded: dict[str, Any] = torch.load(path, weights_only=True)
+    return loaded
+
+
 @pytest.mark.parametrize("shape", [(48, False), (16, True)])
 def test_decoder_stage_changes_the_mask_decoder_alone_and_resumes_the_same(
         tmp_path: Path, shape: tuple[int, bool]) -> None:
@@ -333,18 +352,13 @@ def test_decoder_stage_changes_the_mask_decoder_alone_and_resumes_the_same(
     from workstation.cli import main
 
     cache = _synthetic_cache(tmp_path, with_masks=True)
-    config = tmp_path / "tiny.json"
-    config.write_text(json.dumps({"epochs": 1, "samples_per_epoch": 4, "batch_size": 2,
-                                  "decoder_epochs": 2, "decoder_dice_weight": 3.0,
-                                  "decoder_width": shape[0],
-                                  "decoder_merge_convs": shape[1]}))
-    common = ["--data", str(tmp_path / "none"), "--cache", str(cache), "--config", str(config),
-              "--device", "cpu", "--no-export"]
+    common = _tiny_run_args(tmp_path, cache, {"decoder_epochs": 2, "decoder_dice_weight": 3.0,
+                                              "decoder_width": shape[0],
+                                              "decoder_merge_convs": shape[1]})
     run = cache / "run"
 
     def weights(name: str) -> dict[str, torch.Tensor]:
-        loaded: dict[str, torch.Tensor] = torch.load(run / name, weights_only=True)
-        return loaded
+        return _weights(run / name)
 
     assert main(["train", *common]) == 0
     before, after = weights("checkpoint_stage2.pt"), weights("checkpoint.pt")
@@ -379,16 +393,11 @@ def test_class_head_refit_moves_the_class_head_alone_and_resumes_the_same(
     from workstation.training.model_card import render
 
     cache = _synthetic_cache(tmp_path, with_masks=True)
-    config = tmp_path / "tiny.json"
-    config.write_text(json.dumps({"epochs": 1, "samples_per_epoch": 4, "batch_size": 2,
-                                  "decoder_epochs": 1, "head_refit_steps": 5}))
-    common = ["--data", str(tmp_path / "none"), "--cache", str(cache), "--config", str(config),
-              "--device", "cpu", "--no-export"]
+    common = _tiny_run_args(tmp_path, cache, {"decoder_epochs": 1, "head_refit_steps": 5})
     run = cache / "run"
 
     def weights(name: str) -> dict[str, torch.Tensor]:
-        loaded: dict[str, torch.Tensor] = torch.load(run / name, weights_only=True)
-        return loaded
+        return _weights(run / name)
 
     assert main(["train", *common]) == 0
     before, after = weights("checkpoint_stage3.pt"), weights("checkpoint.pt")

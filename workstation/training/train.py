@@ -163,8 +163,8 @@ def batch_tensors(manifest: Manifest, index: np.ndarray
 
 def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Path,
           device: str = "cpu", log: bool = True, from_stage: int = 0) -> Path:
-    """Stage 1 from ImageNet weights, then the optional fine-tuning stage 2 and the optional
-    decoder-only stage 3.
+    """Stage 1 from ImageNet weights, then the optional fine-tuning stage 2, the optional
+    decoder-only stage 3 and the optional class-head refit, stage 4.
 
     ``from_stage`` 1, 2 or 3 resumes from ``out_dir/checkpoint_stage<N>.pt`` (written when
     that stage ended) and runs the later stages only; each stage is seeded on its own, so
