@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pytest
 
-from workstation.analysis.findings import Verdict
+from workstation.analysis.findings import Verdict, percent
 from workstation.analysis.triage import Policy, peak_of, series_verdict, slice_finding
 from workstation.imaging import Plane, PlaneSource, Series, SeriesInfo, Slice, Window
 from workstation.imaging.pixels import frozen
@@ -211,3 +211,13 @@ def test_a_picture_too_long_for_one_brain_slice_cannot_be_assessed(
     if not assessed:
         assert "too long and narrow for one brain slice" in finding.review_reasons[0]
         assert f"{shape[1]} x {shape[0]} pixels" in finding.review_reasons[0]
+
+
+@pytest.mark.parametrize(("p", "decimals", "text"), [
+    (0.996, 0, ">99%"), (0.994, 0, "99%"), (0.5, 0, "50%"), (0.006, 0, "1%"),
+    (0.005, 0, "<1%"), (0.0, 0, "<1%"), (1.0, 0, ">99%"),
+    (0.9996, 1, ">99.9%"), (0.9994, 1, "99.9%"), (0.989, 1, "98.9%"), (0.0006, 1, "0.1%"),
+    (0.0004, 1, "<0.1%")])
+def test_percent_never_claims_certainty(p: float, decimals: int, text: str) -> None:
+    """Whatever would print as 100% or 0% is shown as a bound (0.005 printed "0%")."""
+    assert percent(p, decimals) == text

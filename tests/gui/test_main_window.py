@@ -167,7 +167,10 @@ def test_settings_persist_and_recent_studies(qtbot, window: MainWindow, tmp_path
 
 
 def test_probability_table_never_shows_certainty_the_model_does_not_have(qtbot) -> None:  # type: ignore[no-untyped-def]
-    """p 0.99998 reads ">99%", as in the banner and the report, not "100.0%"."""
+    """p 0.99998 reads ">99.9%", not "100.0%" (the banner and the report say ">99%");
+    the table keeps one decimal otherwise (0.989 is not rounded up to 99%)."""
+    from dataclasses import replace
+
     from workstation.analysis.findings import Finding, Verdict
     from workstation.gui.panels import FindingsPanel
 
@@ -175,11 +178,15 @@ def test_probability_table_never_shows_certainty_the_model_does_not_have(qtbot) 
     qtbot.addWidget(panel)
     finding = Finding(
         index=0, file="a.png", predicted_class="meningioma", verdict=Verdict.TUMOUR,
-        probabilities={"glioma": 0.00001, "meningioma": 0.99998, "pituitary": 0.00001,
+        probabilities={"glioma": 0.00001, "meningioma": 0.98899, "pituitary": 0.011,
                        "no_tumour": 0.0},
         plane="axial", plane_probabilities={"axial": 1.0, "coronal": 0.0, "sagittal": 0.0},
         review_reasons=(), ood_score=0.1, mask=np.zeros((4, 4), np.float32), mask_area_px=0,
         peak=None)
     panel.show_finding(finding, 1)
     cells = [panel.table.item(row, 1).text() for row in range(4)]
-    assert cells == ["<1%", ">99%", "<1%", "<1%"]
+    assert cells == ["<0.1%", "98.9%", "1.1%", "<0.1%"]
+    sure = replace(finding, probabilities={"glioma": 0.0, "meningioma": 0.99998,
+                                           "pituitary": 0.00002, "no_tumour": 0.0})
+    panel.show_finding(sure, 1)
+    assert panel.table.item(1, 1).text() == ">99.9%"

@@ -15,13 +15,16 @@ PLANES = ("axial", "coronal", "sagittal")
 TUMOUR_CLASSES = CLASSES[:3]
 
 
-def percent(p: float) -> str:
-    """A probability for people: never '100%' or '0%' for what is not certain."""
-    if p >= 0.995:
-        return ">99%"
-    if p < 0.005:
-        return "<1%"
-    return f"{p:.0%}"
+def percent(p: float, decimals: int = 0) -> str:
+    """A probability for people: never '100%' or '0%' for what is not certain
+    (with one decimal: '>99.9%', '<0.1%')."""
+    text = f"{p:.{decimals}%}"
+    step = 10.0 ** -decimals  # the last shown digit, in percent
+    if float(text[:-1]) >= 100:
+        return f">{100 - step:.{decimals}f}%"
+    if float(text[:-1]) <= 0:
+        return f"<{step:.{decimals}f}%"
+    return text
 
 
 class Verdict(enum.StrEnum):

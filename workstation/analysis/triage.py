@@ -26,6 +26,7 @@ from workstation.analysis.findings import (
     Finding,
     SeriesVerdict,
     Verdict,
+    percent,
 )
 from workstation.analysis.preprocess import INPUT_SIZE
 from workstation.imaging.series import PlaneSource, Series
@@ -234,7 +235,7 @@ def decide(findings: Sequence[Finding]) -> tuple[Verdict, str, float, list[str]]
         if len(tumour) >= 2 or confidence >= CONFIDENT_SINGLE_TUMOUR_SLICE:
             return Verdict.TUMOUR, predicted, confidence, reasons
         reasons.append(f"one image suggests a tumour ({predicted}, image {strongest.index + 1}, "
-                       f"{confidence:.0%}) and the others do not")
+                       f"{percent(confidence)}) and the others do not")
     disagree = [f for f in by_verdict[Verdict.REVIEW] if f.heads_disagree]
     low = [f for f in by_verdict[Verdict.REVIEW] if not f.heads_disagree]
     if low:

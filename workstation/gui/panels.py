@@ -155,7 +155,7 @@ class FindingsPanel(QWidget):
             return
         self.slice_label.setText(f"Image {finding.index + 1} of {count} ({finding.plane})")
         for row, name in enumerate(CLASSES):
-            self._cell(row).setText(percent(finding.probabilities[name]))
+            self._cell(row).setText(percent(finding.probabilities[name], decimals=1))
         text = f"Image verdict: {finding.verdict.value.replace('_', ' ')}"
         if finding.review_reasons:
             text += " - " + "; ".join(finding.review_reasons)
