@@ -247,11 +247,10 @@ def decide(findings: Sequence[Finding]) -> tuple[Verdict, str, float, list[str]]
     if disagree:
         listed = ", ".join(str(f.index + 1) for f in disagree[:5])
         more = f" and {len(disagree) - 5} more" if len(disagree) > 5 else ""
-        one = len(disagree) == 1
-        reasons.append(f"{len(disagree)} of {len(findings)} images "
-                       f"{'is' if one else 'are'} called no tumour but "
-                       f"show{'s' if one else ''} an outlined suspect region "
-                       f"(image{'s' if len(disagree) > 1 else ''} {listed}{more})")
+        called = ("is called no tumour but shows an outlined suspect region (image"
+                  if len(disagree) == 1
+                  else "are called no tumour but show an outlined suspect region (images")
+        reasons.append(f"{len(disagree)} of {len(findings)} images {called} {listed}{more})")
     if unassessable:
         reasons.append(f"{len(unassessable)} of {len(findings)} images could not be assessed")
     if reasons:
