@@ -57,6 +57,28 @@ def test_network_outputs_on_real_slices(datasets: Path) -> None:
         assert prediction.mask.shape == slice_.shape
         assert prediction.mask.min() >= 0.0 and prediction.mask.max() <= 1.0
         assert np.isfinite(prediction.ood_score)
+    # the shipped model carries the reference score, and these brain slices pass both
+    policy = engine.calibration.policy()
+    assert np.isfinite(policy.reference_ood_threshold)
+    assert all(0 < p.reference_ood_score < policy.reference_ood_threshold for p in predictions)
+    assert all(p.ood_score < policy.ood_threshold for p in predictions)
+
+
+@needs_model
+def test_predictions_run_on_the_folded_network_and_match_the_trained_one() -> None:
+    """Batch norms are folded for speed; Grad-CAM keeps the network as trained, and the
+    two agree to float rounding."""
+    import torch
+
+    from workstation.analysis.engine import Engine
+
+    engine = Engine(device="cpu")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in engine.inference_net.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in engine.net.modules())
+    grey = torch.rand(2, 1, 160, 160, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        exact, fast = engine.net(grey).class_logits, engine.inference_net(grey).class_logits
+    assert torch.allclose(exact, fast, atol=1e-4)
 
 
 @needs_model
@@ -76,22 +98,44 @@ def test_calibration_reads_either_novelty_score_and_the_ct_check() -> None:
     import numpy as np
     import torch
 
-    from workstation.analysis.engine import Calibration, ct_score, ood_score
+    from workstation.analysis.engine import Calibration, ct_score
     from workstation.analysis.ood import unit
 
     base = {"temperature": 1.0, "review_threshold": 0.95, "ood_threshold": 0.5}
     features = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
     knn = Calibration.from_archive({**base, "ood_bank": torch.tensor([[1.0, 0.0]]).half(),
                                     "ood_neighbours": 1})
-    assert knn.ood_method == "knn" and knn.ct_weights is None
-    assert np.allclose(ood_score(features, knn), [0.0, 1.0], atol=1e-3)
+    assert knn.novelty.method == "knn" and knn.ct_weights is None
+    assert np.allclose(knn.novelty.score(features), [0.0, 1.0], atol=1e-3)
     assert np.array_equal(ct_score(features, knn), [0.0, 0.0])
     assert knn.policy().ct_threshold == 1.0  # no CT check: nothing is ever called CT
+    assert knn.reference is None  # no reference score: it never refuses anything
+    assert knn.policy().reference_ood_threshold == float("inf")
     maha = Calibration.from_archive({
         **base, "ood_method": "mahalanobis", "ood_mean": torch.tensor([1.0, 0.0]),
         "ood_precision": torch.eye(2) * 4, "ct_weights": torch.tensor([-10.0, 10.0]),
-        "ct_bias": 0.0, "ct_threshold": 0.9})
-    assert np.allclose(ood_score(features, maha), [0.0, 8.0])
+        "ct_bias": 0.0, "ct_threshold": 0.9, "reference_ood_threshold": 0.3,
+        "reference_ood_method": "knn", "reference_ood_bank": torch.tensor([[0.0, 1.0]]),
+        "reference_ood_neighbours": 1})
+    assert np.allclose(maha.novelty.score(features), [0.0, 8.0])
     ct = ct_score(unit(features), maha)
     assert ct[0] < 0.01 and ct[1] > 0.99
     assert maha.policy().ct_threshold == 0.9
+    assert maha.reference is not None
+    assert np.allclose(maha.reference.score(features), [1.0, 0.0], atol=1e-3)
+    assert maha.policy().reference_ood_threshold == 0.3
+
+
+def test_novelty_score_round_trips_through_its_archive_entries() -> None:
+    import numpy as np
+
+    from workstation.analysis.ood import Novelty, unit
+
+    rng = np.random.default_rng(0)
+    bank = unit(rng.standard_normal((5, 3))).astype(np.float32)
+    score = Novelty(threshold=0.2, method="knn", bank=bank, neighbours=2)
+    again = Novelty.from_archive(score.archive("reference_ood"), "reference_ood")
+    assert again is not None and again.threshold == 0.2 and again.neighbours == 2
+    features = rng.standard_normal((4, 3))
+    assert np.allclose(again.score(features), score.score(features))
+    assert Novelty.from_archive({}, "reference_ood") is None

@@ -23,6 +23,7 @@ class FakePrediction:
     ood_score: float = 1.0
     foreground_fraction: float = 0.4
     ct_score: float = 0.0
+    reference_ood_score: float = 0.0
 
 
 def prediction(glioma: float = 0.0, meningioma: float = 0.0, pituitary: float = 0.0,
@@ -136,6 +137,22 @@ def test_out_of_distribution_images_cannot_be_assessed() -> None:
     verdict = series_verdict(series(3, None, None), [prediction(ood=9.0)] * 3, POLICY)
     assert verdict.verdict is Verdict.CANNOT_ASSESS
     assert "does not look like" in verdict.review_reasons[0]
+
+
+def test_either_novelty_score_refuses_an_image_and_a_model_without_the_second_never_does(
+) -> None:
+    """The reference score (ImageNet features) refuses a slice the triage network's own
+    score passes, even one called normal with confidence; without a reference threshold
+    (a model exported before it existed) the score is never read."""
+    with_reference = replace(POLICY, reference_ood_threshold=0.5)
+    odd = replace(prediction(), reference_ood_score=0.6)
+    verdict = series_verdict(series(3, None, None), [odd] * 3, with_reference)
+    assert verdict.verdict is Verdict.CANNOT_ASSESS
+    assert "does not look like" in verdict.review_reasons[0]
+    usual = replace(prediction(), reference_ood_score=0.4)
+    assert series_verdict(series(3, None, None), [usual] * 3,
+                          with_reference).verdict is Verdict.NO_TUMOUR
+    assert series_verdict(series(3, None, None), [odd] * 3, POLICY).verdict is Verdict.NO_TUMOUR
 
 
 def test_images_that_look_like_ct_cannot_be_assessed_even_when_called_tumour() -> None:

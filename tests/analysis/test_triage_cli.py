@@ -16,7 +16,8 @@ from workstation.analysis.model_file import default_description
 pytestmark = pytest.mark.skipif(not default_description().is_file(), reason="no shipped model")
 
 SLICE_KEYS = {"index", "file", "probabilities", "predicted_class", "verdict", "plane",
-              "plane_probabilities", "review_reasons", "ood_score", "mask_area_px", "peak"}
+              "plane_probabilities", "review_reasons", "ood_score", "reference_ood_score",
+              "mask_area_px", "peak"}
 SERIES_KEYS = {"source", "series_uid", "description", "modality", "plane", "plane_source",
                "verdict", "predicted_class", "confidence", "review_reasons", "slices"}
 

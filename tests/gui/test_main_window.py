@@ -181,8 +181,8 @@ def test_probability_table_never_shows_certainty_the_model_does_not_have(qtbot) 
         probabilities={"glioma": 0.00001, "meningioma": 0.98899, "pituitary": 0.011,
                        "no_tumour": 0.0},
         plane="axial", plane_probabilities={"axial": 1.0, "coronal": 0.0, "sagittal": 0.0},
-        review_reasons=(), ood_score=0.1, mask=np.zeros((4, 4), np.float32), mask_area_px=0,
-        peak=None)
+        review_reasons=(), ood_score=0.1, reference_ood_score=0.1,
+        mask=np.zeros((4, 4), np.float32), mask_area_px=0, peak=None)
     panel.show_finding(finding, 1)
     cells = [panel.table.item(row, 1).text() for row in range(4)]
     assert cells == ["<0.1%", "98.9%", "1.1%", "<0.1%"]

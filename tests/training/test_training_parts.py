@@ -186,12 +186,42 @@ def test_ood_settings_are_chosen_on_the_outlier_pictures() -> None:
     train = unit(rng.standard_normal((3000, 16)) + 4 * np.eye(16)[0])
     val = unit(rng.standard_normal((400, 16)) + 4 * np.eye(16)[0])
     outliers = unit(0.3 * rng.standard_normal((20, 16)) + 4 * np.eye(16)[1])
-    chosen = choose_ood(train, val, outliers)
-    assert chosen["rejected"] == 20
-    assert chosen["method"] == "knn"  # every candidate rejects all 20: the first one wins
-    assert chosen["neighbours"] in (1, 5, 10)
-    scores = knn_distance(val, chosen["bank"], chosen["neighbours"])
-    assert (scores > chosen["threshold"]).mean() <= 0.01
+    chosen, rejected = choose_ood(train, val, outliers)
+    assert rejected == 20
+    # every candidate rejects all 20: the first one wins (k 10 on the 2000-slice bank)
+    assert chosen.method == "knn" and chosen.neighbours == 10
+    assert chosen.bank is not None and len(chosen.bank) == 2000
+    scores = knn_distance(val, chosen.bank, chosen.neighbours)
+    assert (scores > chosen.threshold).mean() <= 0.01
+
+
+def test_reference_score_is_kept_only_when_it_adds_pictures_within_the_validation_cost(
+) -> None:
+    """The second novelty score wins on pictures the first misses; the smaller input size
+    wins a tie; a score that adds no picture, or costs more than 1% of validation slices
+    together with the first, is not shipped."""
+    from workstation.training.export import choose_reference
+
+    rng = np.random.default_rng(3)
+
+    def cloud(count: int, axis: int, spread: float = 1.0) -> np.ndarray:
+        return unit(spread * rng.standard_normal((count, 16)) + 4 * np.eye(16)[axis])
+
+    bank, val = cloud(500, 0), cloud(400, 0)
+    pictures = cloud(10, 1, 0.3)
+    first_val, first_pictures = np.zeros(400, bool), np.zeros(10, bool)
+    first_pictures[:6] = True  # the first score already refuses six of the ten
+    features = {96: (bank, val, pictures), 64: (bank, val, pictures)}
+    chosen = choose_reference(features, first_val, first_pictures)
+    assert chosen is not None and chosen.pictures_rejected == 10
+    assert chosen.input_size == 64  # both sizes tie: the cheaper one
+    assert chosen.validation_rejected <= 0.01
+    assert choose_reference({64: (bank, val, cloud(10, 0))}, first_val,
+                            first_pictures) is None  # adds nothing over the first
+    costly = first_val.copy()
+    costly[:4] = True  # 1% already: any further validation slice refused is too many
+    spread = {64: (bank, val, pictures)}
+    assert choose_reference(spread, costly, first_pictures) is None
 
 
 def test_ood_validation_pictures_are_the_same_every_time() -> None:
@@ -246,10 +276,11 @@ def test_mahalanobis_wins_where_outliers_break_the_training_correlations() -> No
         return unit(x)
 
     val = sample(400, 1)
-    chosen = choose_ood(sample(3000, 1), val, sample(20, -1))
-    assert chosen["method"] == "mahalanobis" and chosen["rejected"] >= 18
-    scores = mahalanobis_distance(val, chosen["mean"], chosen["precision"])
-    assert (scores > chosen["threshold"]).mean() <= 0.02
+    chosen, rejected = choose_ood(sample(3000, 1), val, sample(20, -1))
+    assert chosen.method == "mahalanobis" and rejected >= 18
+    assert chosen.mean is not None and chosen.precision is not None
+    scores = mahalanobis_distance(val, chosen.mean, chosen.precision)
+    assert (scores > chosen.threshold).mean() <= 0.02
 
 
 def test_ct_check_separates_and_keeps_its_validation_false_alarms_low() -> None:

@@ -13,11 +13,18 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from workstation.analysis.model_file import ModelInfo, default_description, verified_weights
-from workstation.analysis.network import CLASSES, PLANES, TriageNet
-from workstation.analysis.ood import ct_probability, knn_distance, mahalanobis_distance
+from workstation.analysis.network import (
+    CLASSES,
+    PLANES,
+    ReferenceNet,
+    TriageNet,
+    fold_batch_norms,
+)
+from workstation.analysis.ood import Novelty, ct_probability
 from workstation.analysis.preprocess import INPUT_SIZE, Prepared, mask_to_image, prepare
 from workstation.analysis.triage import Policy
 from workstation.imaging.series import Slice
@@ -31,13 +38,9 @@ class AnalysisCancelled(Exception):
 class Calibration:
     temperature: float
     review_threshold: float  # p(no_tumour) needed to clear a slice as no_tumour
-    ood_threshold: float
-    # the novelty score: "knn" (bank, neighbours) or "mahalanobis" (mean, precision)
-    ood_method: str = "knn"
-    ood_bank: npt.NDArray[np.float32] | None = None  # (N, D) unit-length training features
-    ood_neighbours: int = 1
-    ood_mean: npt.NDArray[np.float32] | None = None  # (D,)
-    ood_precision: npt.NDArray[np.float32] | None = None  # (D, D)
+    novelty: Novelty  # on the triage network's features
+    # on the ImageNet reference network's features (None: a model exported without one)
+    reference: Novelty | None = None
     # the CT score (logistic model on the unit features); None: no CT check
     ct_weights: npt.NDArray[np.float32] | None = None  # (D,)
     ct_bias: float = 0.0
@@ -45,27 +48,26 @@ class Calibration:
 
     @classmethod
     def from_archive(cls, archive: dict[str, object]) -> Calibration:
-        def array(key: str) -> npt.NDArray[np.float32] | None:
-            value = archive.get(key)
-            return None if value is None else value.float().numpy()  # type: ignore[attr-defined]
-
+        novelty = Novelty.from_archive(archive, "ood")
+        if novelty is None:
+            raise ValueError("the model file has no out-of-distribution threshold")
+        weights = archive.get("ct_weights")
         return cls(
             temperature=float(archive["temperature"]),  # type: ignore[arg-type]
             review_threshold=float(archive["review_threshold"]),  # type: ignore[arg-type]
-            ood_threshold=float(archive["ood_threshold"]),  # type: ignore[arg-type]
-            ood_method=str(archive.get("ood_method", "knn")),
-            ood_bank=array("ood_bank"),
-            ood_neighbours=int(archive.get("ood_neighbours", 1)),  # type: ignore[call-overload]
-            ood_mean=array("ood_mean"),
-            ood_precision=array("ood_precision"),
-            ct_weights=array("ct_weights"),
+            novelty=novelty,
+            reference=Novelty.from_archive(archive, "reference_ood"),
+            ct_weights=(None if weights is None
+                        else weights.float().numpy()),  # type: ignore[attr-defined]
             ct_bias=float(archive.get("ct_bias", 0.0)),  # type: ignore[arg-type]
             ct_threshold=float(archive.get("ct_threshold", 1.0)),  # type: ignore[arg-type]
         )
 
     def policy(self) -> Policy:
         return Policy(review_threshold=self.review_threshold,
-                      ood_threshold=self.ood_threshold, ct_threshold=self.ct_threshold)
+                      ood_threshold=self.novelty.threshold, ct_threshold=self.ct_threshold,
+                      reference_ood_threshold=(self.reference.threshold if self.reference
+                                               else float("inf")))
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +80,7 @@ class SlicePrediction:
     ood_score: float
     foreground_fraction: float
     ct_score: float = 0.0  # probability that the image is CT, not MR
+    reference_ood_score: float = 0.0  # novelty on the ImageNet reference features
 
 
 def pick_device(requested: str = "auto") -> str:
@@ -86,16 +89,6 @@ def pick_device(requested: str = "auto") -> str:
     if requested == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("a GPU was requested but no CUDA device is available")
     return requested
-
-
-def ood_score(features: npt.NDArray[np.float32], calibration: Calibration
-              ) -> npt.NDArray[np.float32]:
-    """The calibrated model's novelty score (see analysis.ood)."""
-    if calibration.ood_method == "mahalanobis":
-        assert calibration.ood_mean is not None and calibration.ood_precision is not None
-        return mahalanobis_distance(features, calibration.ood_mean, calibration.ood_precision)
-    assert calibration.ood_bank is not None
-    return knn_distance(features, calibration.ood_bank, calibration.ood_neighbours)
 
 
 def ct_score(features: npt.NDArray[np.float32], calibration: Calibration
@@ -120,8 +113,18 @@ class Engine:
         net = TriageNet.for_weights(archive["state_dict"])
         net.load_state_dict({k: v.float() for k, v in archive["state_dict"].items()})
         net.eval()
+        # the network as trained (Grad-CAM reads its layers) and its folded copy, which
+        # makes every prediction (export calibrated on the same folded copy)
         self.net = net.to(self.device).to(memory_format=torch.channels_last)
+        self.inference_net = fold_batch_norms(self.net)
         self.calibration = Calibration.from_archive(archive)
+        self.reference: nn.Module | None = None  # a folded ReferenceNet
+        if "reference_state_dict" in archive:
+            reference = ReferenceNet(int(archive["reference_input_size"]))
+            reference.backbone.load_state_dict(
+                {k: v.float() for k, v in archive["reference_state_dict"].items()})
+            self.reference = fold_batch_norms(reference).to(self.device).to(
+                memory_format=torch.channels_last)
         self.last_seconds = 0.0
 
     def predict_prepared(self, prepared: Sequence[Prepared]) -> dict[str, np.ndarray]:
@@ -129,7 +132,7 @@ class Engine:
         batch = torch.from_numpy(np.stack([p.image for p in prepared]))[:, None]
         batch = batch.to(self.device, memory_format=torch.channels_last)
         with torch.inference_mode():
-            out = self.net(batch)
+            out = self.inference_net(batch)
             logits = out.class_logits.float() / self.calibration.temperature
             masks = torch.sigmoid(F.interpolate(out.mask_logits.float(),
                                                 size=(INPUT_SIZE, INPUT_SIZE),
@@ -138,15 +141,20 @@ class Engine:
                     "logits": out.class_logits.float().cpu().numpy(),
                     "plane_probabilities": out.plane_logits.float().softmax(1).cpu().numpy(),
                     "masks": masks[:, 0].cpu().numpy(),
-                    "features": out.features.float().cpu().numpy()}
+                    "features": out.features.float().cpu().numpy(),
+                    **({"reference_features": self.reference(batch).float().cpu().numpy()}
+                       if self.reference is not None else {})}
 
     def predictions(self, prepared: Sequence[Prepared]
                     ) -> tuple[list[SlicePrediction], dict[str, np.ndarray]]:
-        """Each prepared input's prediction on its input image grid, with both
-        out-of-distribution scores; and the raw network outputs (for evaluation)."""
+        """Each prepared input's prediction on its input image grid, with its
+        out-of-distribution and CT scores; and the raw network outputs (for evaluation)."""
         raw = self.predict_prepared(prepared)
-        scores = ood_score(raw["features"], self.calibration)
+        scores = self.calibration.novelty.score(raw["features"])
         ct = ct_score(raw["features"], self.calibration)
+        reference = self.calibration.reference
+        reference_scores = (reference.score(raw["reference_features"])
+                            if reference is not None else np.zeros(len(prepared), np.float32))
         return [SlicePrediction(
             probabilities=raw["probabilities"][k],
             plane_probabilities=raw["plane_probabilities"][k],
@@ -154,6 +162,7 @@ class Engine:
             ood_score=float(scores[k]),
             foreground_fraction=item.foreground_fraction,
             ct_score=float(ct[k]),
+            reference_ood_score=float(reference_scores[k]),
         ) for k, item in enumerate(prepared)], raw
 
     def analyse(self, slices: Sequence[Slice], batch_size: int = 16,

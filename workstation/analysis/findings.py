@@ -62,6 +62,7 @@ class Finding:
     plane_probabilities: dict[str, float]
     review_reasons: tuple[str, ...]
     ood_score: float
+    reference_ood_score: float  # novelty on the unchanged ImageNet network's features
     mask: npt.NDArray[np.float32]  # suspect-region probability, input image grid
     mask_area_px: int
     peak: tuple[int, int] | None  # most suspicious pixel (row, col)

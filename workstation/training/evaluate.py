@@ -174,6 +174,11 @@ def summarise(records: list[dict[str, Any]], engine: Engine) -> dict[str, Any]:
         "review_rate_all": float(review.mean()),
         "review_rate_normal": float(review[~tumour].mean()) if (~tumour).any() else None,
         "cannot_assess_rate": float(unassessable.mean()),
+        # brain MRI slices refused: each goes to a reader, neither flagged nor cleared
+        "cannot_assess_by_label": dict(sorted(Counter(
+            r["label"] for r, u in zip(records, unassessable, strict=True) if u).items())),
+        "cannot_assess_by_source": dict(sorted(Counter(
+            r["source"] for r, u in zip(records, unassessable, strict=True) if u).items())),
         "ece_before": expected_calibration_error(raw, labels),
         "ece_after": expected_calibration_error(probabilities, labels),
         "specificity_by_plane": by_plane,
@@ -201,10 +206,17 @@ def evaluate_probes(engine: Engine) -> dict[str, Any]:
         with_header = series_verdict(probe.series, engine.analyse(probe.series.slices), policy)
         image_only = series_verdict(without_metadata(probe.series),
                                     engine.analyse(probe.series.slices), policy)
+        first = max(f.ood_score for f in image_only.findings)
+        second = max(f.reference_ood_score for f in image_only.findings)
         results.append({"probe": probe.name, "kind": probe.kind,
                         "verdict": with_header.verdict.value,
                         "verdict_image_only": image_only.verdict.value,
-                        "ood_score": round(max(f.ood_score for f in image_only.findings), 2)})
+                        "ood_score": round(first, 2),
+                        # each score over its threshold: above 1 refuses the image
+                        "ood_score_relative": round(first / policy.ood_threshold, 2),
+                        "reference_ood_score_relative": (
+                            round(second / policy.reference_ood_threshold, 2)
+                            if np.isfinite(policy.reference_ood_threshold) else None)})
     rejected = sum(r["verdict"] == "cannot_assess" for r in results)
     rejected_image = sum(r["verdict_image_only"] == "cannot_assess" for r in results)
     return {"probes": results, "rejected": rejected, "rejected_image_only": rejected_image,
@@ -222,6 +234,7 @@ def evaluate_excluded(engine: Engine, items: Iterable[Item], rows: dict[str, dic
                 "reason": rows[item.uid].get("exclusion", ""),
                 "side": rows[item.uid].get("excluded_from", ""),
                 "verdict": finding.verdict.value, "ood_score": round(prediction.ood_score, 3),
+                "reference_ood_score": round(prediction.reference_ood_score, 3),
                 "ct_score": round(prediction.ct_score, 3)}
                for item, _, prediction, finding in analysed(engine, items, batch)]
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -1,7 +1,7 @@
 """Calibrate a trained checkpoint on the validation split and write the shipped model.
 
-Calibration runs as the app does: fp16-rounded weights, validation images prepared in float
-from the datasets (not the 8-bit cache).
+Calibration runs as the app does: fp16-rounded weights, batch norms folded into the
+convolutions, validation images prepared in float from the datasets (not the 8-bit cache).
 
 - temperature scaling of the class head (minimum validation NLL);
 - the review threshold: the smallest p(no_tumour) that clears a slice such that no tumour
@@ -11,6 +11,10 @@ from the datasets (not the 8-bit cache).
   Mahalanobis distance to the training features under a Ledoit-Wolf shrunk covariance; the
   threshold is the 99.5th percentile of validation scores. The candidate that rejects most
   pictures that are not among the evaluation probes (probes.OOD_VALIDATION) wins;
+- a second novelty score on the unchanged ImageNet network's features (``ReferenceNet`` at
+  64, 80 or 96 px; k-th nearest of a 2000-slice bank or Mahalanobis), at its own 99.5th
+  percentile: kept when, with the first, it refuses more of those pictures than the first
+  alone, while the two together refuse at most 1% of validation slices;
 - a CT check: a logistic model on the features, CT images of the training side (the
   exclusion list's CT group) against the training MR slices, its threshold the 99.5th
   percentile of validation MR slices' scores; the validation side's CT images are reported.
@@ -20,16 +24,24 @@ Everything goes into one fp16 weights archive whose sha256 the model description
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from workstation.analysis.model_file import sha256_of
-from workstation.analysis.network import CLASSES, TriageNet
-from workstation.analysis.ood import ct_probability, knn_distance, mahalanobis_distance, unit
+from workstation.analysis.network import (
+    CLASSES,
+    ReferenceNet,
+    TriageNet,
+    fold_batch_norms,
+    load_imagenet_backbone,
+)
+from workstation.analysis.ood import Novelty, ct_probability, unit
 from workstation.analysis.preprocess import INPUT_SIZE, prepare
 from workstation.training.manifest import Manifest, exclusion_group
 from workstation.training.probes import ood_validation_images
@@ -37,10 +49,16 @@ from workstation.training.probes import ood_validation_images
 OOD_BANK_SIZES = (2000, None)  # None: every training slice
 OOD_NEIGHBOURS = (10, 5, 1)
 OOD_PERCENTILE = 99.5
+# the reference network's input sizes: unfolded, it took 2.3 ms a slice at 64 px and 4.8 at
+# 96 on the 2-core CPU (6.5 at 128), and the whole path must stay under 25 ms
+REFERENCE_SIZES = (64, 80, 96)
+REFERENCE_BANK_SIZE = 2000
+# the two scores together may refuse at most this share of validation slices
+REFERENCE_MAX_VALIDATION_REJECTED = 0.01
 NO_TUMOUR = CLASSES.index("no_tumour")
 
 
-def network_outputs(net: TriageNet, images: np.ndarray, batch: int = 64,
+def network_outputs(net: nn.Module, images: np.ndarray, batch: int = 64,
                     device: str = "cpu") -> dict[str, np.ndarray]:
     """Logits and pooled features of network inputs: uint8 (the cache) or float in [0, 1]."""
     logits, features = [], []
@@ -78,35 +96,123 @@ def review_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(max(floor, dangerous.max() + 1e-4)) if dangerous.size else floor
 
 
-def choose_ood(train_features: np.ndarray, val_features: np.ndarray,
-               outlier_features: np.ndarray) -> dict[str, Any]:
-    """The novelty score that rejects most out-of-distribution validation pictures, each
-    candidate at the threshold that keeps 99.5% of validation slices (ties: the first
-    candidate). ``train_features`` are unit length."""
+def bank_sample(count: int, size: int | None) -> np.ndarray:
+    """Which of ``count`` training slices form a feature bank of ``size`` (None: all); the
+    same seeded sample for both novelty scores."""
+    if size is None or size >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(0).choice(count, size, replace=False))
+
+
+def novelty_candidates(train_features: np.ndarray, bank_sizes: tuple[int | None, ...]
+                       ) -> list[Novelty]:
+    """Every novelty score export tries, thresholds not yet set: k-th nearest neighbour
+    (k in OOD_NEIGHBOURS) on each bank, and Mahalanobis under a Ledoit-Wolf shrunk covariance
+    of all ``train_features`` (unit length)."""
     from sklearn.covariance import LedoitWolf
 
-    rng = np.random.default_rng(0)
-    candidates: list[tuple[dict[str, Any], Any]] = []
-    for size in OOD_BANK_SIZES:
-        if size is None or size >= len(train_features):
-            bank = train_features
-        else:
-            bank = train_features[np.sort(rng.choice(len(train_features), size, replace=False))]
-        for k in OOD_NEIGHBOURS:
-            candidates.append(({"method": "knn", "bank": bank, "neighbours": k},
-                               lambda x, bank=bank, k=k: knn_distance(x, bank, k)))
+    candidates = [Novelty(threshold=float("nan"), method="knn",
+                          bank=train_features[bank_sample(len(train_features), size)],
+                          neighbours=k)
+                  for size in bank_sizes for k in OOD_NEIGHBOURS]
     shrunk = LedoitWolf().fit(train_features)
-    mean = shrunk.location_.astype(np.float32)
-    precision = shrunk.precision_.astype(np.float32)
-    candidates.append(({"method": "mahalanobis", "mean": mean, "precision": precision},
-                       lambda x: mahalanobis_distance(x, mean, precision)))
-    best: dict[str, Any] = {}
-    for settings, score in candidates:
-        threshold = float(np.percentile(score(val_features), OOD_PERCENTILE))
-        rejected = int((score(outlier_features) > threshold).sum())
-        if not best or rejected > best["rejected"]:
-            best = {**settings, "threshold": threshold, "rejected": rejected}
+    candidates.append(Novelty(threshold=float("nan"), method="mahalanobis",
+                              mean=shrunk.location_.astype(np.float32),
+                              precision=shrunk.precision_.astype(np.float32)))
+    return candidates
+
+
+def calibrated(candidate: Novelty, val_features: np.ndarray) -> Novelty:
+    """The candidate at the threshold that keeps OOD_PERCENTILE % of validation slices."""
+    return replace(candidate, threshold=float(np.percentile(candidate.score(val_features),
+                                                            OOD_PERCENTILE)))
+
+
+def choose_ood(train_features: np.ndarray, val_features: np.ndarray,
+               outlier_features: np.ndarray) -> tuple[Novelty, int]:
+    """The novelty score that rejects most out-of-distribution validation pictures, each
+    candidate at the threshold that keeps 99.5% of validation slices (ties: the first
+    candidate), and how many it rejects. ``train_features`` are unit length."""
+    best: tuple[Novelty, int] | None = None
+    for candidate in novelty_candidates(train_features, OOD_BANK_SIZES):
+        score = calibrated(candidate, val_features)
+        rejected = int((score.score(outlier_features) > score.threshold).sum())
+        if best is None or rejected > best[1]:
+            best = (score, rejected)
+    assert best is not None
     return best
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceChoice:
+    input_size: int
+    novelty: Novelty
+    pictures_rejected: int  # by either score
+    validation_rejected: float  # share of validation slices refused by either score
+
+
+def choose_reference(features: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                     val_rejected: np.ndarray, pictures_rejected: np.ndarray
+                     ) -> ReferenceChoice | None:
+    """The second novelty score, on the ImageNet reference network's features at one of
+    REFERENCE_SIZES: ``features[size]`` holds unit bank features (a training sample), the
+    validation slices' and the held-out pictures'; ``val_rejected`` and
+    ``pictures_rejected`` say what the first score refuses. Each candidate is at the
+    threshold that keeps 99.5% of validation slices; one whose union with the first score
+    refuses more than REFERENCE_MAX_VALIDATION_REJECTED of validation slices is out. The
+    winner refuses most pictures together with the first score (ties: the smaller size, then
+    candidate order), and only if that is more than the first score alone: None otherwise."""
+    best: ReferenceChoice | None = None
+    for size in sorted(features):
+        bank, val, pictures = features[size]
+        for candidate in novelty_candidates(bank, (None,)):
+            score = calibrated(candidate, val)
+            validation = float((val_rejected | (score.score(val) > score.threshold)).mean())
+            union = int((pictures_rejected | (score.score(pictures) > score.threshold)).sum())
+            if validation > REFERENCE_MAX_VALIDATION_REJECTED:
+                continue
+            if best is None or union > best.pictures_rejected:
+                best = ReferenceChoice(size, score, union, validation)
+    if best is None or best.pictures_rejected <= int(pictures_rejected.sum()):
+        return None
+    return best
+
+
+def reference_network(imagenet: Path) -> tuple[ReferenceNet, dict[str, torch.Tensor]]:
+    """The unchanged ImageNet backbone with its weights rounded to fp16, folded as the app
+    runs it, and its weights as shipped (fp16)."""
+    net = ReferenceNet(REFERENCE_SIZES[0])
+    load_imagenet_backbone(net, imagenet)
+    shipped = {k: v.half() if v.is_floating_point() else v
+               for k, v in net.backbone.state_dict().items()}
+    net.backbone.load_state_dict(shipped)  # copied into fp32, as the app loads them
+    folded = fold_batch_norms(net)
+    assert isinstance(folded, ReferenceNet)
+    return folded, shipped
+
+
+def reference_features(net: ReferenceNet, images: np.ndarray, batch: int = 128
+                       ) -> np.ndarray:
+    """Unit reference features of network inputs (uint8 cache or float in [0, 1])."""
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch):
+            x = torch.from_numpy(images[start:start + batch]).float().div(scale)[:, None]
+            out.append(net(x.contiguous(memory_format=torch.channels_last)).numpy())
+    return unit(np.concatenate(out))
+
+
+def torch_entries(entries: dict[str, Any]) -> dict[str, Any]:
+    """Archive entries with numpy arrays as tensors (a bank in fp16): torch.load with
+    weights_only reads tensors, not numpy arrays."""
+    out: dict[str, Any] = {}
+    for key, value in entries.items():
+        if isinstance(value, np.ndarray):
+            tensor = torch.from_numpy(value.astype(np.float32))
+            value = tensor.half() if key.endswith("_bank") else tensor
+        out[key] = value
+    return out
 
 
 def fit_ct_check(mr_features: np.ndarray, ct_features: np.ndarray,
@@ -139,32 +245,43 @@ def app_inputs(datasets: Path, cache: Path, uids: list[str]) -> np.ndarray:
 
 
 def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, version: str,
-           training_notes: dict[str, object], datasets: Path, cache: Path
+           training_notes: dict[str, object], datasets: Path, cache: Path, imagenet: Path
            ) -> dict[str, object]:
     """Calibrate as the app runs: the weights rounded to fp16 as shipped, the validation
     images prepared from the datasets in float (a threshold set on the 8-bit cache left two
     validation tumour slices 0.0004 above it on the app's path)."""
     torch.set_num_threads(2)
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    net = TriageNet.for_weights(state)
+    trained = TriageNet.for_weights(state)
     shipped = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    net.load_state_dict(shipped)  # copied into the fp32 network, as the app loads them
-    net = net.to(memory_format=torch.channels_last)
+    trained.load_state_dict(shipped)  # copied into the fp32 network, as the app loads them
+    net = fold_batch_norms(trained).to(memory_format=torch.channels_last)  # as the app runs
     split = np.array([r["split"] for r in manifest.rows])
     labels = np.array([CLASSES.index(r["label"]) for r in manifest.rows])
     val = np.flatnonzero(split == "val")
     train_rows = np.flatnonzero(split == "train")
 
-    val_out = network_outputs(net, app_inputs(datasets, cache,
-                                              [manifest.rows[i]["uid"] for i in val]))
+    val_images = app_inputs(datasets, cache, [manifest.rows[i]["uid"] for i in val])
+    val_out = network_outputs(net, val_images)
     temperature = fit_temperature(val_out["logits"], labels[val])
     probabilities = softmax(val_out["logits"], temperature)
     threshold = review_threshold(probabilities, labels[val])
     train_features = unit(network_outputs(net, manifest.images[train_rows])["features"])
-    outliers = network_outputs(net, np.stack([
-        np.round(prepare(image).image * 255).astype(np.uint8)
-        for image in ood_validation_images()]))["features"]
-    ood = choose_ood(train_features, val_out["features"], outliers)
+    pictures = np.stack([np.round(prepare(image).image * 255).astype(np.uint8)
+                         for image in ood_validation_images()])
+    outliers = network_outputs(net, pictures)["features"]
+    ood, ood_rejected = choose_ood(train_features, val_out["features"], outliers)
+    reference_net, reference_weights = reference_network(imagenet)
+    bank_rows = train_rows[bank_sample(len(train_rows), REFERENCE_BANK_SIZE)]
+    by_size = {}
+    for size in REFERENCE_SIZES:
+        reference_net.input_size = size
+        by_size[size] = (reference_features(reference_net, manifest.images[bank_rows]),
+                         reference_features(reference_net, val_images),
+                         reference_features(reference_net, pictures))
+    reference = choose_reference(
+        by_size, ood.score(val_out["features"]) > ood.threshold,
+        ood.score(outliers) > ood.threshold)
     ct_rows = [i for i, r in enumerate(manifest.rows) if r["split"] == "excluded"
                and exclusion_group(r.get("exclusion", "")) == "CT"]
     ct_side = np.array([manifest.rows[i]["excluded_from"] for i in ct_rows])
@@ -181,18 +298,15 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
         "state_dict": shipped,
         "temperature": temperature,
         "review_threshold": threshold,
-        "ood_threshold": ood["threshold"],
-        "ood_method": ood["method"],
+        **torch_entries(ood.archive("ood")),
         "ct_weights": torch.from_numpy(ct["weights"]),
         "ct_bias": ct["bias"],
         "ct_threshold": ct["threshold"],
     }
-    if ood["method"] == "knn":
-        archive["ood_bank"] = torch.from_numpy(ood["bank"].astype(np.float32)).half()
-        archive["ood_neighbours"] = ood["neighbours"]
-    else:
-        archive["ood_mean"] = torch.from_numpy(ood["mean"])
-        archive["ood_precision"] = torch.from_numpy(ood["precision"])
+    if reference is not None:
+        archive["reference_state_dict"] = reference_weights
+        archive["reference_input_size"] = reference.input_size
+        archive.update(torch_entries(reference.novelty.archive("reference_ood")))
     models_dir.mkdir(parents=True, exist_ok=True)
     weights = models_dir / f"{name}.pt"
     torch.save(archive, weights)
@@ -203,7 +317,7 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
     description = {
         "name": name,
         "version": version,
-        "architecture": net.describe(),
+        "architecture": trained.describe(),
         "input_size": INPUT_SIZE,
         "classes": list(CLASSES),
         "weights": weights.name,
@@ -211,11 +325,9 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
         "calibration": {
             "temperature": round(temperature, 4),
             "review_threshold": round(threshold, 4),
-            "ood_threshold": round(ood["threshold"], 4),
-            "ood_method": ood["method"],
-            **({"ood_bank_size": len(ood["bank"]), "ood_neighbours": ood["neighbours"]}
-               if ood["method"] == "knn" else {}),
-            "ood_validation_pictures_rejected": f"{ood['rejected']} of {len(outliers)}",
+            **novelty_notes("ood", ood),
+            "ood_validation_pictures_rejected": f"{ood_rejected} of {len(outliers)}",
+            **(reference_notes(reference, len(outliers)) if reference is not None else {}),
             "ct_threshold": round(ct["threshold"], 4),
             "ct_training_images": int((ct_side == "train").sum()),
             "validation_ct_images_rejected": f"{val_ct_rejected} of {len(val_ct)}",
@@ -227,3 +339,18 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
     }
     (models_dir / f"{name}.json").write_text(json.dumps(description, indent=2) + "\n")
     return description
+
+
+def novelty_notes(prefix: str, score: Novelty) -> dict[str, object]:
+    """How a novelty score is set, for the model description (and the card)."""
+    return {f"{prefix}_threshold": round(score.threshold, 4), f"{prefix}_method": score.method,
+            **({f"{prefix}_bank_size": len(score.bank), f"{prefix}_neighbours": score.neighbours}
+               if score.method == "knn" and score.bank is not None else {})}
+
+
+def reference_notes(reference: ReferenceChoice, pictures: int) -> dict[str, object]:
+    return {**novelty_notes("reference_ood", reference.novelty),
+            "reference_ood_input_size": reference.input_size,
+            "ood_validation_pictures_rejected_by_either": (
+                f"{reference.pictures_rejected} of {pictures}"),
+            "validation_slices_rejected_by_either": round(reference.validation_rejected, 4)}

@@ -121,6 +121,26 @@ def render(report: dict[str, Any], description: dict[str, Any],
             f"-th nearest of {calibration['ood_bank_size']} training slices' features; bank "
             "and k chosen on scikit-image pictures that are not among the probes below "
             f"({calibration['ood_validation_pictures_rejected']} rejected).")
+    if "reference_ood_threshold" in calibration:
+        lines.append(
+            "- Second out-of-distribution score: cosine distance to the "
+            f"{calibration['reference_ood_neighbours']}-th nearest of "
+            f"{calibration['reference_ood_bank_size']} training slices' features of the "
+            "unchanged ImageNet network (not fine-tuned; its weights are in the same file) at "
+            f"{calibration['reference_ood_input_size']} px, threshold "
+            f"{calibration['reference_ood_threshold']} (99.5% of validation slices below it); "
+            "size, bank and k chosen on the same pictures: the two scores together reject "
+            f"{calibration['ood_validation_pictures_rejected_by_either']} and "
+            f"{_pct(calibration['validation_slices_rejected_by_either'])} of validation "
+            "slices."
+            if calibration.get("reference_ood_method") == "knn" else
+            "- Second out-of-distribution score: Mahalanobis distance of the unchanged "
+            "ImageNet network's features (its weights are in the same file) at "
+            f"{calibration['reference_ood_input_size']} px, threshold "
+            f"{calibration['reference_ood_threshold']}; the two scores together reject "
+            f"{calibration['ood_validation_pictures_rejected_by_either']} of the pictures and "
+            f"{_pct(calibration['validation_slices_rejected_by_either'])} of validation "
+            "slices.")
     if "ct_threshold" in calibration:
         lines.append(
             "- CT check on pixels alone: a logistic model on the features fitted on the "
@@ -169,6 +189,8 @@ def render(report: dict[str, Any], description: dict[str, Any],
         f"{t['tumour_slices']} | 0: {_met(t['tumour_slices_cleared_as_no_tumour'] == 0)} |",
         f"| review rate (all slices / normal slices) | {_pct(t['review_rate_all'])} / "
         f"{_pct(t['review_rate_normal'])} | |",
+        f"| test slices refused as not brain MRI (cannot_assess) | "
+        f"{_pct(t['cannot_assess_rate'])}{_refused(t)} | |",
         f"| ECE before / after temperature | {t['ece_before']:.3f} / {t['ece_after']:.3f} | "
         f"<= 0.03: {_met(t['ece_after'] <= TARGETS['ece_after'])} |",
         f"| plane accuracy (all labelled / exact labels) | "
@@ -223,10 +245,10 @@ def render(report: dict[str, Any], description: dict[str, Any],
               "of its slices is)."]
     lines += ["", "Accuracy by source:", ""]
     lines += [f"- {k}: {_pct(v['accuracy'])} of {v['slices']}" for k, v in t["by_source"].items()]
-    lines += ["", "Out-of-distribution probes (verdict with the DICOM header / on pixels alone,",
-              "feature score):", ""]
-    lines += [f"- {p['probe']}: {p['verdict']} / {p['verdict_image_only']} ({p['ood_score']})"
-              for p in ood["probes"]]
+    lines += ["", "Out-of-distribution probes (verdict with the DICOM header / on pixels alone;",
+              "the two novelty scores over their thresholds, above 1 refuses):", ""]
+    lines += [f"- {p['probe']}: {p['verdict']} / {p['verdict_image_only']} "
+              f"({_relative_scores(p)})" for p in ood["probes"]]
     lines += ["", "Images in the datasets that are not brain MRI (on pixels alone; they should "
               "come out cannot_assess):", ""]
     for name, group in excluded.items():
@@ -270,3 +292,21 @@ def write(report: dict[str, Any], models_dir: Path, name: str,
     path.write_text(render(report, description, history, measurements))
     (models_dir / "evaluation.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     return path
+
+
+def _relative_scores(probe: dict[str, Any]) -> str:
+    """"1.31 / 0.90": each novelty score of a probe over its threshold (evaluate records
+    them), or the raw first score of an evaluation written before there were two."""
+    if "ood_score_relative" not in probe:
+        return str(probe["ood_score"])
+    second = probe.get("reference_ood_score_relative")
+    return f"{probe['ood_score_relative']}" + (f" / {second}" if second is not None else "")
+
+
+def _refused(test: dict[str, Any]) -> str:
+    """" (glioma 3, no_tumour 11)": the labels of the test slices refused, when evaluate
+    recorded them."""
+    counts = test.get("cannot_assess_by_label")
+    if not counts:
+        return ""
+    return " (" + ", ".join(f"{label} {n}" for label, n in counts.items()) + ")"
