@@ -130,7 +130,7 @@ def render(report: dict[str, Any], description: dict[str, Any],
             f"{calibration['reference_ood_input_size']} px, threshold "
             f"{calibration['reference_ood_threshold']} (99.5% of validation slices below it); "
             "size, bank and k chosen on the same pictures: the two scores together reject "
-            f"{calibration['ood_validation_pictures_rejected_by_either']} and "
+            f"{calibration['ood_validation_pictures_rejected_by_either']} of them and "
             f"{_pct(calibration['validation_slices_rejected_by_either'])} of validation "
             "slices."
             if calibration.get("reference_ood_method") == "knn" else
