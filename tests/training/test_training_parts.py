@@ -556,3 +556,39 @@ def test_specificity_counts_each_near_duplicate_cluster_once() -> None:
     listed = summarise(records, None)["normal_slices_called_tumour"]  # type: ignore[arg-type]
     assert [(r["cluster"], r["predicted"]) for r in listed] == (
         [("copies", "glioma")] * 5 + [("mixed", "pituitary")])
+
+
+def test_model_card_describes_the_second_novelty_score_and_the_refused_slices() -> None:
+    """The card says how the second score was set and which test slices were refused; a
+    model or evaluation from before the second score still renders (no such line)."""
+    import json
+
+    from workstation.training.model_card import render
+
+    folder = Path(__file__).resolve().parents[2] / "models"
+    report = json.loads((folder / "evaluation.json").read_text())
+    description = json.loads((folder / "triage-v1.json").read_text())
+    calibration = description["calibration"]
+    text = render(report, description, None, None)
+    assert "- Second out-of-distribution score: cosine distance to the" in text
+    assert (f"reject {calibration['ood_validation_pictures_rejected_by_either']} of them"
+            in text)
+    refused = report["test"]["cannot_assess_by_label"]
+    assert ", ".join(f"{k} {v}" for k, v in refused.items()) in text
+    probe = report["ood"]["probes"][0]
+    assert (f"({probe['ood_score_relative']} / {probe['reference_ood_score_relative']})"
+            in text)
+    mahalanobis = {**description, "calibration": {**calibration,
+                                                  "reference_ood_method": "mahalanobis"}}
+    assert "Second out-of-distribution score: Mahalanobis" in render(report, mahalanobis,
+                                                                     None, None)
+    older = {**description, "calibration": {k: v for k, v in calibration.items()
+                                            if not k.startswith("reference_ood")}}
+    old_report = {**report, "test": {k: v for k, v in report["test"].items()
+                                     if not k.startswith("cannot_assess_by")},
+                  "ood": {**report["ood"], "probes": [
+                      {k: v for k, v in p.items() if "relative" not in k}
+                      for p in report["ood"]["probes"]]}}
+    old_text = render(old_report, older, None, None)
+    assert "Second out-of-distribution score" not in old_text
+    assert f"({report['ood']['probes'][0]['ood_score']})" in old_text
