@@ -203,9 +203,9 @@ def evaluate_probes(engine: Engine) -> dict[str, Any]:
     policy = engine.calibration.policy()
     results = []
     for probe in probes():
-        with_header = series_verdict(probe.series, engine.analyse(probe.series.slices), policy)
-        image_only = series_verdict(without_metadata(probe.series),
-                                    engine.analyse(probe.series.slices), policy)
+        predictions = engine.analyse(probe.series.slices)  # the header does not change them
+        with_header = series_verdict(probe.series, predictions, policy)
+        image_only = series_verdict(without_metadata(probe.series), predictions, policy)
         first = max(f.ood_score for f in image_only.findings)
         second = max(f.reference_ood_score for f in image_only.findings)
         results.append({"probe": probe.name, "kind": probe.kind,

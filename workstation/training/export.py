@@ -24,6 +24,7 @@ Everything goes into one fp16 weights archive whose sha256 the model description
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -58,16 +59,24 @@ REFERENCE_MAX_VALIDATION_REJECTED = 0.01
 NO_TUMOUR = CLASSES.index("no_tumour")
 
 
+def input_batches(images: np.ndarray, batch: int, device: str = "cpu"
+                  ) -> Iterator[torch.Tensor]:
+    """Network inputs, uint8 (the cache) or float in [0, 1], as (B, 1, H, W) float tensors
+    in [0, 1] on ``device``."""
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    for start in range(0, len(images), batch):
+        x = torch.from_numpy(images[start:start + batch]).float().div(scale)[:, None]
+        yield x.to(device).contiguous(memory_format=torch.channels_last)
+
+
 def network_outputs(net: nn.Module, images: np.ndarray, batch: int = 64,
                     device: str = "cpu") -> dict[str, np.ndarray]:
     """Logits and pooled features of network inputs: uint8 (the cache) or float in [0, 1]."""
     logits, features = [], []
-    scale = 255.0 if images.dtype == np.uint8 else 1.0
     net.eval()
     with torch.inference_mode():
-        for start in range(0, len(images), batch):
-            x = torch.from_numpy(images[start:start + batch]).float().div(scale)[:, None]
-            out = net(x.to(device).contiguous(memory_format=torch.channels_last))
+        for x in input_batches(images, batch, device):
+            out = net(x)
             logits.append(out.class_logits.cpu().numpy())
             features.append(out.features.cpu().numpy())
     return {"logits": np.concatenate(logits), "features": np.concatenate(features)}
@@ -194,12 +203,8 @@ def reference_network(imagenet: Path) -> tuple[ReferenceNet, dict[str, torch.Ten
 def reference_features(net: ReferenceNet, images: np.ndarray, batch: int = 128
                        ) -> np.ndarray:
     """Unit reference features of network inputs (uint8 cache or float in [0, 1])."""
-    scale = 255.0 if images.dtype == np.uint8 else 1.0
-    out = []
     with torch.inference_mode():
-        for start in range(0, len(images), batch):
-            x = torch.from_numpy(images[start:start + batch]).float().div(scale)[:, None]
-            out.append(net(x.contiguous(memory_format=torch.channels_last)).numpy())
+        out = [net(x).numpy() for x in input_batches(images, batch)]
     return unit(np.concatenate(out))
 
 

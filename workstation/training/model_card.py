@@ -122,23 +122,18 @@ def render(report: dict[str, Any], description: dict[str, Any],
             "and k chosen on scikit-image pictures that are not among the probes below "
             f"({calibration['ood_validation_pictures_rejected']} rejected).")
     if "reference_ood_threshold" in calibration:
+        distance = ("Mahalanobis distance to the training slices' features"
+                    if calibration.get("reference_ood_method") == "mahalanobis" else
+                    f"cosine distance to the {calibration['reference_ood_neighbours']}-th "
+                    f"nearest of {calibration['reference_ood_bank_size']} training slices' "
+                    "features")
         lines.append(
-            "- Second out-of-distribution score: cosine distance to the "
-            f"{calibration['reference_ood_neighbours']}-th nearest of "
-            f"{calibration['reference_ood_bank_size']} training slices' features of the "
-            "unchanged ImageNet network (not fine-tuned; its weights are in the same file) at "
+            f"- Second out-of-distribution score: {distance} of the unchanged ImageNet "
+            "network (not fine-tuned; its weights are in the same file) at "
             f"{calibration['reference_ood_input_size']} px, threshold "
             f"{calibration['reference_ood_threshold']} (99.5% of validation slices below it); "
             "size, bank and k chosen on the same pictures: the two scores together reject "
             f"{calibration['ood_validation_pictures_rejected_by_either']} of them and "
-            f"{_pct(calibration['validation_slices_rejected_by_either'])} of validation "
-            "slices."
-            if calibration.get("reference_ood_method") == "knn" else
-            "- Second out-of-distribution score: Mahalanobis distance of the unchanged "
-            "ImageNet network's features (its weights are in the same file) at "
-            f"{calibration['reference_ood_input_size']} px, threshold "
-            f"{calibration['reference_ood_threshold']}; the two scores together reject "
-            f"{calibration['ood_validation_pictures_rejected_by_either']} of the pictures and "
             f"{_pct(calibration['validation_slices_rejected_by_either'])} of validation "
             "slices.")
     if "ct_threshold" in calibration:
