@@ -9,13 +9,18 @@ import numpy as np
 from workstation.imaging import Plane, PlaneSource, Series, Severity, load_study
 
 
-def test_ge_150_files_are_one_series_in_position_order(datasets: Path) -> None:
+def test_ge_150_files_are_one_series_of_ten_volumes_in_position_order(datasets: Path) -> None:
     study = load_study([datasets / "dicom" / "ge_epi_axial"])
     (series,) = study.series
     assert len(series.slices) == 150
-    positions = [s.position for s in series.slices]
-    assert None not in positions
-    assert positions == sorted(positions)  # type: ignore[type-var]
+    assert [v.count for v in series.volumes] == [15] * 10
+    assert [v.label for v in series.volumes[:2]] == ["time point 1", "time point 2"]
+    assert [v.assessed for v in series.volumes] == [True] + [False] * 9
+    for volume in series.volumes:
+        positions = [s.position for s in series.slices[volume.start:volume.stop]]
+        assert None not in positions
+        assert positions == sorted(positions)  # type: ignore[type-var]
+        assert len(set(positions)) == 15
     assert series.plane is Plane.AXIAL
     assert series.info.patient_name == "Test^Regression"
     assert not study.errors
@@ -44,6 +49,7 @@ def test_mosaic_tiles_are_brain_slices_not_the_whole_mosaic(datasets: Path) -> N
     folder = datasets / "dicom" / "siemens_epi_mosaic_orientation" / "ax" / "axasc35"
     (series,) = load_study([folder]).series
     assert len(series.slices) == 70  # 2 volumes x 35 tiles
+    assert [v.count for v in series.volumes] == [35, 35]
     assert series.shape == (64, 64)
     middle = series.slices[17].image
     assert middle[24:40, 24:40].mean() > middle[:4, :4].mean()  # brain in the centre

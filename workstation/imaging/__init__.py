@@ -10,6 +10,7 @@ from workstation.imaging.series import (
     Severity,
     Slice,
     Study,
+    Volume,
     Window,
 )
 from workstation.imaging.study import iter_study, load_study
@@ -25,6 +26,7 @@ __all__ = [
     "Slice",
     "Study",
     "UnreadableImageError",
+    "Volume",
     "Window",
     "iter_study",
     "load_study",

@@ -13,7 +13,7 @@ import math
 import os.path
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,15 @@ from workstation.imaging.series import (
     SeriesInfo,
     Severity,
     Slice,
+    Volume,
     Window,
+)
+from workstation.imaging.volumes import (
+    ImageKind,
+    VolumeGroup,
+    VolumeHeader,
+    image_kind,
+    split_volumes,
 )
 
 # Larger than any MR or CT matrix; a header claiming more is corrupt or hostile.
@@ -71,6 +79,11 @@ READ_TAGS = [Tag(t) for t in (
     "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence",
     "DirectoryRecordSequence", "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
     "PixelData", (0x0019, 0x0010), (0x0019, 0x100A),
+    # what splits a series into volumes (imaging.volumes)
+    "EchoNumbers", "AcquisitionNumber", "AcquisitionTime", "TemporalPositionIdentifier",
+    "DiffusionBValue", "DiffusionGradientOrientation", "SpacingBetweenSlices",
+    (0x0043, 0x1039),  # GE diffusion b-value (first value)
+    (0x0029, 0x0010), (0x0029, 0x1010), (0x0029, 0x1020),  # Siemens CSA headers (mosaics)
 )]
 _MOSAIC_COUNT_TAG = (0x0019, 0x100A)  # Siemens NumberOfImagesInMosaic
 
@@ -151,6 +164,12 @@ class FrameHeader:
     slope: float
     intercept: float
     window: Window | None
+    kind: ImageKind = ImageKind.MAGNITUDE
+    echo: int | None = None
+    b_value: float | None = None
+    b_vector: tuple[float, float, float] | None = None
+    temporal: int | None = None
+    stack: str | None = None
 
     @cached_property
     def position(self) -> float | None:
@@ -160,6 +179,17 @@ class FrameHeader:
             return position_along_normal(self.image_position, self.orientation)
         except ValueError:
             return None
+
+    def volume_header(self) -> VolumeHeader:
+        """What tells this image's volume apart (imaging.volumes)."""
+        position = self.position
+        if position is None and self.tile is not None:
+            position = float(self.tile)  # tile k of each mosaic is the same slice
+        return VolumeHeader(
+            kind=self.kind, echo=self.echo, b_value=self.b_value, b_vector=self.b_vector,
+            temporal=self.temporal, stack=self.stack, position=position,
+            order=(self.instance_number if self.instance_number is not None else 0,
+                   natural_key(self.path.name), self.frame or 0, self.tile or 0))
 
 
 def _floats(value: Any, count: int) -> tuple[float, ...] | None:
@@ -228,6 +258,87 @@ def mosaic_count(ds: Dataset) -> int | None:
     return count if count and count > 1 else None
 
 
+def _b_value(ds: Dataset) -> float | None:
+    value = _first_number(ds.get("DiffusionBValue"))
+    if value is None and (0x0043, 0x1039) in ds:  # GE: b-value (+ 1e9 flags) first
+        value = _first_number(ds[0x0043, 0x1039].value)
+        if value is not None:
+            value = value % 1_000_000_000
+    return value
+
+
+def _volume_fields(ds: Dataset) -> dict[str, Any]:
+    """Image kind, echo, diffusion and time point of a single-frame file."""
+    return dict(
+        kind=image_kind([str(v) for v in (ds.get("ImageType") or [])]),
+        echo=_int_or_none(_first_number(ds.get("EchoNumbers"))),
+        b_value=_b_value(ds),
+        b_vector=_floats(ds.get("DiffusionGradientOrientation"), 3),
+        temporal=_int_or_none(ds.get("TemporalPositionIdentifier")),
+    )
+
+
+def _frame_volume_fields(ds: Dataset, frames: int) -> list[dict[str, Any]]:
+    """The same per frame of an enhanced MR file, from its functional groups (C.8.13.5)."""
+    fields = []
+    echo_times: list[float | None] = []
+    for frame in range(frames):
+        frame_type = _frame_item(ds, frame, "MRImageFrameTypeSequence")
+        diffusion = _frame_item(ds, frame, "MRDiffusionSequence")
+        content = _frame_item(ds, frame, "FrameContentSequence")
+        echo = _frame_item(ds, frame, "MREchoSequence")
+        direction = None
+        if diffusion is not None and diffusion.get("DiffusionGradientDirectionSequence"):
+            direction = _floats(diffusion.DiffusionGradientDirectionSequence[0].get(
+                "DiffusionGradientOrientation"), 3)
+        image_type = getattr(frame_type, "FrameType", None) or ds.get("ImageType") or []
+        stack = getattr(content, "StackID", None)
+        echo_times.append(_first_number(getattr(echo, "EffectiveEchoTime", None)))
+        fields.append(dict(
+            kind=image_kind([str(v) for v in image_type]),
+            b_value=_first_number(getattr(diffusion, "DiffusionBValue", None)),
+            b_vector=direction,
+            temporal=_int_or_none(getattr(content, "TemporalPositionIndex", None)),
+            stack=str(stack) if stack not in (None, "") else None,
+        ))
+    distinct = sorted({t for t in echo_times if t is not None})
+    for item, time in zip(fields, echo_times, strict=True):
+        item["echo"] = distinct.index(time) + 1 if time is not None and len(distinct) > 1 \
+            else None
+    return fields
+
+
+def _mosaic_tile_positions(ds: Dataset, tiles: int
+                           ) -> list[tuple[float, float, float]] | None:
+    """Image Position (Patient) of each tile of a Siemens mosaic, from its CSA header.
+
+    The mosaic's own position is that of the whole tiled picture; nibabel's Siemens reader
+    gives the first tile's (the correction dcm2niix applies too) and the CSA slice normal,
+    along which the tiles are stored one slice spacing apart. None when the CSA header is
+    missing or unreadable: the tiles then keep their stored order without positions.
+    """
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # nibabel calls its DICOM readers experimental
+            warnings.simplefilter("ignore")
+            from nibabel.nicom import dicomwrappers
+
+            wrapper = dicomwrappers.wrapper_from_data(ds)
+            if not isinstance(wrapper, dicomwrappers.MosaicWrapper):
+                return None
+            first = np.asarray(wrapper.image_position, dtype=float)
+            normal = np.asarray(wrapper.slice_normal, dtype=float)
+            spacing = float(wrapper.voxel_sizes[2])
+    except Exception:  # any damage in the private header: no positions, never a crash
+        return None
+    if first.shape != (3,) or normal.shape != (3,) or not np.all(np.isfinite(first)) \
+            or not np.all(np.isfinite(normal)) or not math.isfinite(spacing) or spacing <= 0:
+        return None
+    return [tuple(float(v) for v in first + k * spacing * normal)  # type: ignore[misc]
+            for k in range(tiles)]
+
+
 def frame_headers(path: Path, ds: Dataset) -> list[FrameHeader]:
     """One FrameHeader per 2D image held by the file."""
     instance = _int_or_none(ds.get("InstanceNumber"))
@@ -235,6 +346,7 @@ def frame_headers(path: Path, ds: Dataset) -> list[FrameHeader]:
     if frames > 1 and ("PerFrameFunctionalGroupsSequence" in ds
                        or "SharedFunctionalGroupsSequence" in ds):
         headers = []
+        volume_fields = _frame_volume_fields(ds, frames)
         for frame in range(frames):
             orientation = _floats(
                 getattr(_frame_item(ds, frame, "PlaneOrientationSequence"),
@@ -254,6 +366,7 @@ def frame_headers(path: Path, ds: Dataset) -> list[FrameHeader]:
                 intercept=intercept if intercept is not None else 0.0,
                 window=_window_from(_frame_item(ds, frame, "FrameVOILUTSequence"))
                 or _window_from(ds),
+                **volume_fields[frame],
             ))
         return headers
 
@@ -265,12 +378,14 @@ def frame_headers(path: Path, ds: Dataset) -> list[FrameHeader]:
         path=path, orientation=orientation, instance_number=instance,
         slope=slope if slope is not None else 1.0,
         intercept=intercept if intercept is not None else 0.0,
-        window=_window_from(ds),
+        window=_window_from(ds), **_volume_fields(ds),
     )
     tiles = mosaic_count(ds)
     if tiles and frames == 1:
-        # tile positions need the Siemens CSA header; tiles keep their stored order
-        return [FrameHeader(frame=None, tile=t, image_position=None, **common)  # type: ignore[arg-type]
+        positions = _mosaic_tile_positions(ds, tiles) if orientation is not None else None
+        return [FrameHeader(frame=None, tile=t,
+                            image_position=positions[t] if positions else None,
+                            **common)  # type: ignore[arg-type]
                 for t in range(tiles)]
     return [
         FrameHeader(frame=f if frames > 1 else None, tile=None,
@@ -380,7 +495,8 @@ def make_slice(pixels: np.ndarray, header: FrameHeader, ds: Dataset,
 
 
 def build_series(files: Sequence[DicomFile]) -> tuple[list[Series], list[Problem]]:
-    """Decode one SeriesInstanceUID group into one Series per distinct orientation."""
+    """Decode one SeriesInstanceUID group into one Series per distinct orientation, each
+    split into its volumes (imaging.volumes)."""
     problems: list[Problem] = []
     by_orientation: dict[tuple[float, ...], list[FrameHeader]] = defaultdict(list)
     datasets = {item.path: item.dataset for item in files}
@@ -392,13 +508,27 @@ def build_series(files: Sequence[DicomFile]) -> tuple[list[Series], list[Problem
     parts = sorted(by_orientation.items(), key=lambda kv: -len(kv[1]))
     for part_index, (_, headers) in enumerate(parts):
         ordered = sort_headers(headers)
-        slices, part_problems, syntaxes = _decode_headers(ordered, datasets)
+        groups = split_volumes([h.volume_header() for h in ordered])
+        slices: list[Slice] = []
+        volumes: list[Volume] = []
+        part_problems: list[Problem] = []
+        syntaxes: set[str] = set()
+        decoded_cache: dict[Path, decoding.Decoded | None] = {}
+        for group in groups:
+            members = [ordered[i] for i in group.members]
+            decoded, group_problems = _decode_headers(members, datasets, syntaxes,
+                                                      decoded_cache)
+            part_problems.extend(group_problems)
+            if decoded:
+                volumes.append(_volume(len(volumes), group, len(slices), len(decoded)))
+                slices.extend(decoded)
         problems.extend(part_problems)
         if not slices:
             continue
+        volumes = choose_assessed(volumes)
         first_ds = datasets[ordered[0].path]
         plane, obliquity = plane_from_orientation(slices[0].orientation)
-        notes = _series_notes(ordered, first_ds, len(parts), part_index)
+        notes = _series_notes(ordered, first_ds, len(parts), part_index, volumes)
         series_list.append(Series(
             source=str(_common_parent([h.path for h in ordered])),
             series_uid=_text(first_ds, "SeriesInstanceUID"),
@@ -410,17 +540,43 @@ def build_series(files: Sequence[DicomFile]) -> tuple[list[Series], list[Problem
             transfer_syntaxes=tuple(sorted(syntaxes)),
             problems=tuple(part_problems) + tuple(notes),
             kind="dicom",
+            volumes=tuple(volumes),
         ))
     return series_list, problems
 
 
+def _volume(index: int, group: VolumeGroup, start: int, count: int) -> Volume:
+    reason = None if group.anatomical else \
+        f"not assessed: not an anatomical image ({group.kind.value})"
+    return Volume(index=index, label=group.label, start=start, count=count,
+                  anatomical=group.anatomical, assessed=False, not_assessed_reason=reason)
+
+
+def choose_assessed(volumes: Sequence[Volume]) -> list[Volume]:
+    """The model reads one representative volume: the first anatomical one in volume order
+    (the first time point, the b = 0 of a diffusion series, the magnitude of a field map,
+    echo 1). The other anatomical volumes are repeats or other weightings of the same
+    positions and say so; with no anatomical volume nothing is assessed."""
+    chosen = next((v for v in volumes if v.anatomical), None)
+    result = []
+    for volume in volumes:
+        if volume is chosen:
+            result.append(replace(volume, assessed=True, not_assessed_reason=None))
+        elif volume.anatomical and chosen is not None:
+            result.append(replace(volume, not_assessed_reason=(
+                f"not assessed: the model reads one volume of the series ({chosen.name})")))
+        else:
+            result.append(volume)
+    return result
+
+
 def _decode_headers(
-    ordered: Sequence[FrameHeader], datasets: dict[Path, Dataset]
-) -> tuple[list[Slice], list[Problem], set[str]]:
+    ordered: Sequence[FrameHeader], datasets: dict[Path, Dataset], syntaxes: set[str],
+    decoded_cache: dict[Path, decoding.Decoded | None],
+) -> tuple[list[Slice], list[Problem]]:
+    """Decode ``ordered`` (each file once, kept in ``decoded_cache`` across volumes)."""
     slices: list[Slice] = []
     problems: list[Problem] = []
-    syntaxes: set[str] = set()
-    decoded_cache: dict[Path, decoding.Decoded | None] = {}
     for header in ordered:
         ds = datasets[header.path]
         if header.path not in decoded_cache:
@@ -445,11 +601,11 @@ def _decode_headers(
             slices.append(make_slice(pixels, header, ds, decoded.warnings))
         except Exception as exc:  # a malformed LUT must not stop the series
             problems.append(Problem(str(header.path), f"could not prepare the image ({exc})"))
-    return slices, problems, syntaxes
+    return slices, problems
 
 
 def _series_notes(headers: Sequence[FrameHeader], ds: Dataset, parts: int,
-                  part_index: int) -> list[Problem]:
+                  part_index: int, volumes: Sequence[Volume]) -> list[Problem]:
     notes = []
     source = str(headers[0].path.parent)
     if parts > 1:
@@ -457,13 +613,20 @@ def _series_notes(headers: Sequence[FrameHeader], ds: Dataset, parts: int,
                                      f"{part_index + 1}", Severity.WARNING))
     if any(h.tile is not None for h in headers):
         count = mosaic_count(ds)
+        placed = ("placed along the slice normal by the Siemens CSA header"
+                  if all(h.position is not None for h in headers)
+                  else "kept in the order stored in the mosaic (no readable CSA header)")
         notes.append(Problem(source, f"Siemens mosaic: each file was cut into {count} slices, "
-                                     "kept in the order stored in the mosaic", Severity.WARNING))
-    positions = [h.position for h in headers if h.position is not None]
-    if positions and len({round(p, 3) for p in positions}) < len(positions):
-        distinct = len({round(p, 3) for p in positions})
-        notes.append(Problem(source, f"{len(positions)} slices at {distinct} positions "
-                                     "(repeated time points or acquisitions)", Severity.WARNING))
+                                     f"{placed}", Severity.WARNING))
+    if len(volumes) > 1:
+        sizes = sorted({v.count for v in volumes})
+        size = " or ".join(str(n) for n in sizes)
+        assessed = [v.name for v in volumes if v.assessed]
+        reads = (f"the model reads {assessed[0]}" if assessed
+                 else "no volume is an anatomical image")
+        notes.append(Problem(source, f"{len(volumes)} volumes of {size} slices in one series "
+                                     f"(repeats, echoes, diffusion or phase images); {reads}",
+                             Severity.WARNING))
     return notes
 
 

@@ -111,9 +111,46 @@ class Slice:
         return int(rows), int(cols)
 
 
+@dataclass(frozen=True)
+class Volume:
+    """One 3D volume of a series: the slices of one acquisition of every position.
+
+    A scanner sends repeats (fMRI time points), diffusion directions, echoes and
+    magnitude/phase images under one series; dcm2niix, the viewers and this workstation
+    split them into volumes. ``start``/``count`` address ``Series.slices``, which holds the
+    volumes one after another, each ordered along its slice normal.
+    """
+
+    index: int  # 0-based within the series
+    label: str  # in the standard's words: "b = 0", "magnitude, echo 1", "time point 3"
+    start: int
+    count: int
+    anatomical: bool = True  # False for phase, field-map and other derived maps
+    assessed: bool = True  # analysed by the model (one representative volume per series)
+    not_assessed_reason: str | None = None
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.count
+
+    def contains(self, index: int) -> bool:
+        return self.start <= index < self.stop
+
+    @property
+    def name(self) -> str:
+        """The volume as the user reads it: "volume 2 (b = 1000, direction 1)"."""
+        return f"volume {self.index + 1} ({self.label})" if self.label else \
+            f"volume {self.index + 1}"
+
+
 @dataclass(frozen=True, eq=False)
 class Series:
-    """An ordered stack of slices that belong together."""
+    """An ordered stack of slices that belong together.
+
+    ``volumes`` splits ``slices`` into the series' volumes (one volume of every slice when
+    the series is a single volume); every consumer addresses a slice by its index in
+    ``slices``.
+    """
 
     source: str
     series_uid: str | None
@@ -125,6 +162,35 @@ class Series:
     transfer_syntaxes: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = ()
     kind: str = "dicom"  # "dicom" or "raster"
+    volumes: tuple[Volume, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.volumes:
+            object.__setattr__(self, "volumes", (Volume(0, "", 0, len(self.slices)),))
+        covered = sum(v.count for v in self.volumes)
+        if covered != len(self.slices):
+            raise ValueError(f"volumes cover {covered} slices, the series holds "
+                             f"{len(self.slices)}")
+
+    @property
+    def is_multi_volume(self) -> bool:
+        return len(self.volumes) > 1
+
+    def volume_of(self, index: int) -> Volume:
+        """The volume that holds slice ``index`` of ``slices``."""
+        for volume in self.volumes:
+            if volume.contains(index):
+                return volume
+        raise IndexError(f"slice {index} is outside the series ({len(self.slices)} slices)")
+
+    @property
+    def assessed_indices(self) -> tuple[int, ...]:
+        """Indices into ``slices`` of the slices the model analyses."""
+        return tuple(i for v in self.volumes if v.assessed for i in range(v.start, v.stop))
+
+    @property
+    def assessed_volumes(self) -> tuple[Volume, ...]:
+        return tuple(v for v in self.volumes if v.assessed)
 
     @property
     def description(self) -> str:
