@@ -385,7 +385,7 @@ def frame_headers(path: Path, ds: Dataset) -> list[FrameHeader]:
         positions = _mosaic_tile_positions(ds, tiles) if orientation is not None else None
         return [FrameHeader(frame=None, tile=t,
                             image_position=positions[t] if positions else None,
-                            **common)  # type: ignore[arg-type]
+                            **common)
                 for t in range(tiles)]
     return [
         FrameHeader(frame=f if frames > 1 else None, tile=None,
