@@ -9,7 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from workstation import __version__
-from workstation.imaging import Problem, Series, Severity, Study
+from workstation.imaging import Problem, Series, Severity, Study, Volume
 
 SCHEMA_VERSION = 1
 
@@ -17,6 +17,19 @@ SCHEMA_VERSION = 1
 def problem_document(problem: Problem) -> dict[str, str]:
     return {"path": problem.path, "message": problem.message,
             "severity": problem.severity.value}
+
+
+def volume_document(volume: Volume) -> dict[str, Any]:
+    """One volume of a series: slices ``first_slice`` .. of the series' slice list."""
+    return {
+        "index": volume.index,
+        "label": volume.label,
+        "first_slice": volume.start,
+        "slice_count": volume.count,
+        "anatomical": volume.anatomical,
+        "assessed": volume.assessed,
+        "not_assessed_reason": volume.not_assessed_reason,
+    }
 
 
 def series_document(series: Series) -> dict[str, Any]:
@@ -32,6 +45,7 @@ def series_document(series: Series) -> dict[str, Any]:
         "plane_source": series.plane_source.value,
         "obliquity_deg": series.obliquity_deg,
         "slice_count": len(series.slices),
+        "volumes": [volume_document(v) for v in series.volumes],
         "rows": rows,
         "columns": cols,
         "transfer_syntaxes": list(series.transfer_syntaxes),
@@ -69,6 +83,10 @@ def render_text(study: Study, show_skipped: bool = False) -> str:
             f"{len(s.slices)} slice(s) {cols}x{rows} | {', '.join(s.transfer_syntaxes)}"
         )
         lines.append(f"    source: {s.source}")
+        if s.is_multi_volume:
+            lines.extend(f"    {v.name}: {v.count} slice(s)"
+                         + ("" if v.assessed else f"; {v.not_assessed_reason}")
+                         for v in s.volumes)
         lines.extend(f"    note: {p.message}" for p in s.problems
                      if p.severity is Severity.WARNING)
         lines.extend(f"    problem: {p}" for p in s.problems if p.severity is Severity.ERROR)

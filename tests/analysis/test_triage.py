@@ -238,3 +238,52 @@ def test_a_picture_too_long_for_one_brain_slice_cannot_be_assessed(
 def test_percent_never_claims_certainty(p: float, decimals: int, text: str) -> None:
     """Whatever would print as 100% or 0% is shown as a bound (0.005 printed "0%")."""
     assert percent(p, decimals) == text
+
+
+def volumes_series(phase_only: bool = False) -> Series:
+    """Six slices: two volumes of three (time point 1 assessed, 2 a repeat), or two phase
+    volumes that are not anatomical images."""
+    from workstation.imaging import Volume
+    from workstation.imaging.dicom import choose_assessed
+
+    base = series(6)
+    if phase_only:
+        volumes = [Volume(0, "phase, echo 1", 0, 3, anatomical=False, assessed=False,
+                          not_assessed_reason="not assessed: not an anatomical image (phase)"),
+                   Volume(1, "phase, echo 2", 3, 3, anatomical=False, assessed=False,
+                          not_assessed_reason="not assessed: not an anatomical image (phase)")]
+    else:
+        volumes = [Volume(0, "time point 1", 0, 3, assessed=False),
+                   Volume(1, "time point 2", 3, 3, assessed=False)]
+    return replace(base, volumes=tuple(choose_assessed(volumes)))
+
+
+def test_a_multi_volume_series_is_decided_on_its_assessed_volume() -> None:
+    s = volumes_series()
+    assert s.assessed_indices == (0, 1, 2)
+    assert s.volumes[1].not_assessed_reason == (
+        "not assessed: the model reads one volume of the series (volume 1 (time point 1))")
+    verdict = series_verdict(s, [prediction(glioma=0.02)] * 3, POLICY)
+    assert verdict.verdict is Verdict.NO_TUMOUR
+    assert [f.index for f in verdict.findings] == [0, 1, 2]
+    assert verdict.finding_at(1) is verdict.findings[1] and verdict.finding_at(4) is None
+    assert verdict.assessed_on == ("decided on volume 1 (time point 1) of 2 volumes; the other "
+                                   "1 volume was not assessed")
+    with pytest.raises(ValueError):  # predictions for every slice are not what it takes
+        series_verdict(s, [prediction(glioma=0.02)] * 6, POLICY)
+
+
+def test_a_multi_volume_review_reason_names_the_image_within_its_volume() -> None:
+    preds = [prediction(glioma=0.02), prediction(glioma=0.3), prediction(glioma=0.02)]
+    verdict = series_verdict(volumes_series(), preds, POLICY)
+    assert verdict.verdict is Verdict.REVIEW
+    assert "image 2 of 3, volume 1 (time point 1)" in verdict.review_reasons[0]
+
+
+def test_a_series_of_phase_images_only_cannot_be_assessed() -> None:
+    verdict = series_verdict(volumes_series(phase_only=True), [], POLICY)
+    assert verdict.verdict is Verdict.CANNOT_ASSESS
+    assert verdict.review_reasons == (
+        "not assessed: no anatomical image in this series (its 2 volumes are phase, "
+        "field-map or other derived images)",)
+    assert verdict.assessed_on == "none of the 2 volumes is an anatomical image"

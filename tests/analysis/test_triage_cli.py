@@ -15,11 +15,14 @@ from workstation.analysis.model_file import default_description
 
 pytestmark = pytest.mark.skipif(not default_description().is_file(), reason="no shipped model")
 
-SLICE_KEYS = {"index", "file", "probabilities", "predicted_class", "verdict", "plane",
+SLICE_KEYS = {"index", "volume", "file", "probabilities", "predicted_class", "verdict", "plane",
               "plane_probabilities", "review_reasons", "ood_score", "reference_ood_score",
               "mask_area_px", "peak"}
 SERIES_KEYS = {"source", "series_uid", "description", "modality", "plane", "plane_source",
-               "verdict", "predicted_class", "confidence", "review_reasons", "slices"}
+               "verdict", "predicted_class", "confidence", "review_reasons", "assessed_on",
+               "volumes", "slices"}
+VOLUME_KEYS = {"index", "label", "first_slice", "slice_count", "anatomical", "assessed",
+               "not_assessed_reason"}
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -49,6 +52,14 @@ def test_json_document_and_masks(datasets: Path, tmp_path: Path) -> None:
     by_source = {Path(s["source"]).name: s for s in document["series"]}
     dicom = by_source["mr_0003"]
     assert dicom["plane_source"] == "dicom" and dicom["plane"] == "axial"
+    # two time points of 5 slices: the model reads the first, the JSON lists both
+    assert all(set(v) == VOLUME_KEYS for v in dicom["volumes"])
+    assert [(v["label"], v["slice_count"], v["assessed"]) for v in dicom["volumes"]] == [
+        ("time point 1", 5, True), ("time point 2", 5, False)]
+    assert [s["index"] for s in dicom["slices"]] == [0, 1, 2, 3, 4]
+    assert {s["volume"] for s in dicom["slices"]} == {0}
+    assert "volume 1 (time point 1) of 2 volumes" in dicom["assessed_on"]
+    assert by_source["0001.jpg"]["assessed_on"] is None
     assert by_source["0001.jpg"]["plane_source"] == "model"
     masks = sorted(p.name for p in (tmp_path / "masks").iterdir())
     assert "0001.png" in masks and "0002.png" in masks and "3_0.png" in masks

@@ -77,3 +77,22 @@ def test_large_folder_previews_its_first_image_before_the_series(datasets: Path)
     assert preview.files == 151  # 150 images and the folder's README text file
     shown = next(s for s in series.slices if s.source == preview.slice.source)
     np.testing.assert_array_equal(shown.image, preview.slice.image)
+
+
+def test_field_map_reads_the_first_magnitude_echo_and_not_the_phase(datasets: Path) -> None:
+    (series,) = load_study([datasets / "normal" / "dicom" / "philips_gre_fieldmap_ax"]).series
+    assert [(v.label, v.count) for v in series.volumes] == [
+        ("magnitude, echo 1", 53), ("magnitude, echo 2", 53), ("phase, echo 1", 53),
+        ("phase, echo 2", 53)]
+    assert [v.assessed for v in series.volumes] == [True, False, False, False]
+    assert series.volumes[2].not_assessed_reason == (
+        "not assessed: not an anatomical image (phase)")
+    assert series.assessed_indices == tuple(range(53))
+
+
+def test_diffusion_series_reads_its_b0_volume(datasets: Path) -> None:
+    (series,) = load_study([datasets / "normal" / "dicom" / "canon_dti_sag"]).series
+    assert len(series.volumes) == 13 and {v.count for v in series.volumes} == {40}
+    assert series.volumes[0].label == "b = 0" and series.volumes[0].assessed
+    assert series.volumes[12].label == "b = 1500, direction 12"
+    assert series.image_words(45) == "image 6 of 40, volume 2 (b = 1500, direction 1)"

@@ -115,5 +115,27 @@ class SeriesVerdict:
             return f"{words}: p(no tumour) {percent(self.confidence)} or more on every image"
         return words
 
+    def finding_at(self, index: int) -> Finding | None:
+        """The finding of slice ``index`` of the series; None where it was not assessed
+        (another volume than the one the model read)."""
+        for finding in self.findings:
+            if finding.index == index:
+                return finding
+        return None
+
+    @property
+    def assessed_on(self) -> str | None:
+        """Which volume(s) the verdict was decided on, for a series of several volumes."""
+        series = self.series
+        if not series.is_multi_volume:
+            return None
+        assessed = series.assessed_volumes
+        if not assessed:
+            return f"none of the {len(series.volumes)} volumes is an anatomical image"
+        names = ", ".join(v.name for v in assessed)
+        rest = len(series.volumes) - len(assessed)
+        return (f"decided on {names} of {len(series.volumes)} volumes; the other {rest} "
+                f"{'volume was' if rest == 1 else 'volumes were'} not assessed")
+
     def most_suspicious(self, count: int = 3) -> list[Finding]:
         return sorted(self.findings, key=lambda f: -f.suspicion)[:count]

@@ -14,7 +14,8 @@ from PIL import Image
 from workstation import __version__
 from workstation.analysis.findings import Finding, SeriesVerdict
 from workstation.analysis.triage import series_verdict
-from workstation.imaging.series import Problem, Severity, Study
+from workstation.imaging.series import Problem, Series, Severity, Study
+from workstation.inspect import volume_document
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,22 @@ class StudyTriage:
     seconds: float
 
 
+def analyse_series(series: Series, engine: Any, policy: Any,
+                   progress: Callable[[int, int], None] | None = None,
+                   cancelled: Callable[[], bool] | None = None) -> SeriesVerdict:
+    """Run ``engine`` on the slices the model assesses (one volume of a multi-volume
+    series) and decide the series' verdict."""
+    predictions = engine.analyse(series.assessed_slices, progress=progress,
+                                 cancelled=cancelled)
+    return series_verdict(series, predictions, policy)
+
+
 def triage_study(study: Study, engine: Any,
                  progress: Callable[[int, int], None] | None = None,
                  cancelled: Callable[[], bool] | None = None) -> StudyTriage:
     """Run ``engine`` (an analysis.engine.Engine) on every series of ``study``."""
     policy = engine.calibration.policy()
-    total = sum(len(s.slices) for s in study.series)
+    total = sum(len(s.assessed_indices) for s in study.series)
     done = 0
     verdicts = []
     seconds = 0.0
@@ -46,10 +57,9 @@ def triage_study(study: Study, engine: Any,
         def step(n: int, _: int, base: int = done) -> None:
             if progress is not None:
                 progress(base + n, total)
-        predictions = engine.analyse(series.slices, progress=step, cancelled=cancelled)
+        verdicts.append(analyse_series(series, engine, policy, step, cancelled))
         seconds += engine.last_seconds
-        done += len(series.slices)
-        verdicts.append(series_verdict(series, predictions, policy))
+        done += len(series.assessed_indices)
     info = engine.info
     return StudyTriage(study, tuple(verdicts), ModelSummary(info.name, info.version, info.sha256),
                        engine.device, seconds)
@@ -59,9 +69,10 @@ def _round(value: float) -> float:
     return round(float(value), 4)
 
 
-def finding_document(finding: Finding) -> dict[str, Any]:
+def finding_document(finding: Finding, series: Series | None = None) -> dict[str, Any]:
     return {
         "index": finding.index,
+        "volume": series.volume_of(finding.index).index if series is not None else 0,
         "file": finding.file,
         "probabilities": {k: _round(v) for k, v in finding.probabilities.items()},
         "predicted_class": finding.predicted_class,
@@ -89,7 +100,9 @@ def verdict_document(verdict: SeriesVerdict) -> dict[str, Any]:
         "predicted_class": verdict.predicted_class,
         "confidence": _round(verdict.confidence),
         "review_reasons": list(verdict.review_reasons),
-        "slices": [finding_document(f) for f in verdict.findings],
+        "assessed_on": verdict.assessed_on,
+        "volumes": [volume_document(v) for v in series.volumes],
+        "slices": [finding_document(f, series) for f in verdict.findings],
     }
 
 

@@ -89,8 +89,9 @@ def metadata_problem(series: Series) -> str | None:
 
 
 def empty_slices(series: Series) -> list[bool]:
-    """Slices whose 99th-percentile signal is a small fraction of the series' typical one."""
-    levels = np.array([float(np.percentile(np.asarray(s.raw), 99)) for s in series.slices])
+    """Assessed slices whose 99th-percentile signal is a small fraction of the typical one."""
+    levels = np.array([float(np.percentile(np.asarray(s.raw), 99))
+                       for s in series.assessed_slices])
     if levels.size < 3:
         return [False] * levels.size
     reference = float(np.percentile(levels, 75))
@@ -200,23 +201,44 @@ def peak_of(mask: npt.NDArray[np.float32], smoothing: float = PEAK_SMOOTHING_PX
 
 def series_verdict(series: Series, predictions: Sequence[Prediction], policy: Policy
                    ) -> SeriesVerdict:
+    """The verdict on ``series`` from the predictions for its assessed slices
+    (``series.assessed_slices``, in that order: one volume of a multi-volume series)."""
     dicom_plane = series.plane.value if series.plane_source is PlaneSource.DICOM else None
     empties = empty_slices(series)
+    indices = series.assessed_indices
     findings = tuple(
-        slice_finding(i, s.source, p, policy, dicom_plane, empties[i])
-        for i, (s, p) in enumerate(zip(series.slices, predictions, strict=True)))
+        slice_finding(i, series.slices[i].source, p, policy, dicom_plane, empties[n])
+        for n, (i, p) in enumerate(zip(indices, predictions, strict=True)))
     plane, plane_source = _series_plane(series, findings)
     header_problem = metadata_problem(series)
     if header_problem is not None:
         return SeriesVerdict(series, Verdict.CANNOT_ASSESS, "", 0.0, (header_problem,),
                              findings, plane, plane_source)
-    verdict, predicted, confidence, reasons = decide(findings)
+    if not series.assessed_volumes:
+        count = len(series.volumes)
+        return SeriesVerdict(series, Verdict.CANNOT_ASSESS, "", 0.0, (
+            "not assessed: no anatomical image in this series (its "
+            f"{'volume is' if count == 1 else f'{count} volumes are'} phase, field-map or "
+            "other derived images)",), findings, plane, plane_source)
+    verdict, predicted, confidence, reasons = decide(findings, series)
     return SeriesVerdict(series, verdict, predicted, confidence, tuple(reasons), findings,
                          plane, plane_source)
 
 
-def decide(findings: Sequence[Finding]) -> tuple[Verdict, str, float, list[str]]:
-    """Series verdict from slice findings: (verdict, class, confidence, reasons)."""
+def decide(findings: Sequence[Finding], series: Series | None = None
+           ) -> tuple[Verdict, str, float, list[str]]:
+    """Series verdict from slice findings: (verdict, class, confidence, reasons).
+
+    With ``series``, images are named as the user finds them (image of its volume)."""
+    def image(finding: Finding) -> str:
+        if series is None:
+            return f"image {finding.index + 1}"
+        return series.image_words(finding.index)
+
+    def number(finding: Finding) -> int:  # the image's number within its volume
+        start = series.volume_of(finding.index).start if series is not None else 0
+        return finding.index - start + 1
+
     if not findings:
         return Verdict.CANNOT_ASSESS, "", 0.0, ["the series holds no images"]
     with_tissue = [f for f in findings if EMPTY_REASON not in f.review_reasons]
@@ -241,7 +263,7 @@ def decide(findings: Sequence[Finding]) -> tuple[Verdict, str, float, list[str]]
         confidence = strongest.tumour_probability
         if len(tumour) >= 2 or confidence >= CONFIDENT_SINGLE_TUMOUR_SLICE:
             return Verdict.TUMOUR, predicted, confidence, reasons
-        reasons.append(f"one image suggests a tumour ({predicted}, image {strongest.index + 1}, "
+        reasons.append(f"one image suggests a tumour ({predicted}, {image(strongest)}, "
                        f"{percent(confidence)}) and the others do not")
     disagree = [f for f in by_verdict[Verdict.REVIEW] if f.heads_disagree]
     low = [f for f in by_verdict[Verdict.REVIEW] if not f.heads_disagree]
@@ -250,9 +272,9 @@ def decide(findings: Sequence[Finding]) -> tuple[Verdict, str, float, list[str]]
         calls = ("is a low-confidence no-tumour call" if len(low) == 1
                  else "are low-confidence no-tumour calls")
         reasons.append(f"{len(low)} of {len(findings)} images {calls} (lowest p = "
-                       f"{weakest.probabilities['no_tumour']:.3f}, image {weakest.index + 1})")
+                       f"{weakest.probabilities['no_tumour']:.3f}, {image(weakest)})")
     if disagree:
-        listed = ", ".join(str(f.index + 1) for f in disagree[:5])
+        listed = ", ".join(str(number(f)) for f in disagree[:5])
         more = f" and {len(disagree) - 5} more" if len(disagree) > 5 else ""
         called = ("is called no tumour but shows an outlined suspect region (image"
                   if len(disagree) == 1

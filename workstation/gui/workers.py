@@ -103,22 +103,21 @@ class EngineHolder:
 def analysis_work(series_list: Sequence[Any], holder: EngineHolder, device: str
                   ) -> Callable[[Task], Any]:
     def work(task: Task) -> float:
-        from workstation.analysis.triage import series_verdict
+        from workstation.analysis.run import analyse_series
 
         task.report(0, 0, "Loading the triage model...")
         engine = holder.get(device)
         policy = engine.calibration.policy()
-        total = sum(len(s.slices) for s in series_list)
+        total = sum(len(s.assessed_indices) for s in series_list)
         done = 0
         seconds = 0.0
         for series in series_list:
             def step(n: int, _: int, base: int = done, name: str = series.description) -> None:
                 task.report(base + n, total, f"Analysing {name}")
-            predictions = engine.analyse(series.slices, progress=step,
-                                         cancelled=lambda: task.cancelled)
+            task.emit_item(analyse_series(series, engine, policy, step,
+                                          lambda: task.cancelled))
             seconds += engine.last_seconds
-            done += len(series.slices)
-            task.emit_item(series_verdict(series, predictions, policy))
+            done += len(series.assessed_indices)
         return seconds
     return work
 

@@ -193,6 +193,17 @@ class Series:
         return tuple(v for v in self.volumes if v.assessed)
 
     @property
+    def assessed_slices(self) -> tuple[Slice, ...]:
+        return tuple(self.slices[i] for i in self.assessed_indices)
+
+    def image_words(self, index: int) -> str:
+        """Slice ``index`` for people: "image 5 of 15" (of its volume, named when the
+        series holds several: "image 5 of 40, volume 2 (b = 1500, direction 1)")."""
+        volume = self.volume_of(index)
+        words = f"image {index - volume.start + 1} of {volume.count}"
+        return f"{words}, {volume.name}" if self.is_multi_volume else words
+
+    @property
     def description(self) -> str:
         if self.info.series_description:
             return self.info.series_description
