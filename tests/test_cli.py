@@ -35,10 +35,32 @@ def test_inspect_json_document(tmp_path: Path, capsys: pytest.CaptureFixture[str
     (series,) = document["series"]
     assert series["plane"] == "axial" and series["plane_source"] == "dicom"
     assert series["slice_count"] == 3 and series["rows"] == 32
+    assert series["volumes"] == [{"index": 0, "label": "", "first_slice": 0, "slice_count": 3,
+                                  "anatomical": True, "assessed": True,
+                                  "not_assessed_reason": None}]
     assert series["modality"] == "MR" and series["series_uid"] == "1.2.3.9"
     assert series["transfer_syntaxes"] == ["Explicit VR Little Endian"]
     assert series["info"]["patient_id"] == "PID-001"
     assert [p["path"].endswith("broken.dcm") for p in document["problems"]] == [True]
+
+
+def test_inspect_lists_each_volume_of_a_repeated_series(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for t in range(2):  # two time points of the same three positions, one series
+        for k in range(3):
+            write(mr_dataset(gradient(offset=k + t), series_uid="1.2.3.11",
+                             instance=t * 3 + k + 1, position=(0, 0, float(k))),
+                  tmp_path / f"t{t}s{k}")
+    assert main(["inspect", str(tmp_path), "--json"]) == 0
+    (series,) = json.loads(capsys.readouterr().out)["series"]
+    assert [(v["label"], v["first_slice"], v["slice_count"], v["assessed"])
+            for v in series["volumes"]] == [("time point 1", 0, 3, True),
+                                            ("time point 2", 3, 3, False)]
+    assert main(["inspect", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "volume 1 (time point 1): 3 slice(s)" in text
+    assert ("volume 2 (time point 2): 3 slice(s); not assessed: the model reads one volume "
+            "of the series (volume 1 (time point 1))") in text
 
 
 def test_inspect_text_lists_series_and_problems(tmp_path: Path) -> None:

@@ -47,6 +47,8 @@ def run_triage(args: argparse.Namespace) -> int:
             lines.append(f"- {verdict.series.description} ({len(verdict.findings)} images, "
                          f"{verdict.plane} from {verdict.plane_source}): {verdict.headline}")
             lines.extend(f"    reason: {r}" for r in verdict.review_reasons)
+            if verdict.assessed_on is not None:
+                lines.append(f"    volumes: {verdict.assessed_on}")
         errors = [p for p in study.problems if p.severity is Severity.ERROR]
         lines.extend(f"! {p}" for p in errors)
         if not result.verdicts:

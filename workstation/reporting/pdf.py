@@ -201,7 +201,8 @@ def _key_images(section: SeriesSection, styles: dict[str, ParagraphStyle], width
         image = verdict.series.slices[finding.index].image
         plain = _picture_flowable(grey_picture(image), picture_width)
         marked = _picture_flowable(outlined_picture(image, finding.mask), picture_width)
-        text = (f"<b>Image {finding.index + 1} of {len(verdict.findings)}</b><br/>"
+        words = verdict.series.image_words(finding.index)
+        text = (f"<b>{_escape(words[0].upper() + words[1:])}</b><br/>"
                 f"Plane: {finding.plane}<br/>Slice verdict: {finding.verdict.value}<br/>"
                 f"{_escape(_probabilities(finding))}<br/>"
                 f"Suspect region: {finding.mask_area_px} pixels"
@@ -250,7 +251,9 @@ def build_story(content: ReportContent, page_width: float) -> list[Any]:
         story += [CondPageBreak(60 * mm),
                   Paragraph(f"Series {n}: {_escape(v.series.description)}", styles["h2"]),
                   Paragraph(f"{_escape(v.headline)}. Plane {v.plane} (from {v.plane_source}), "
-                            f"{len(v.findings)} images.", styles["body"])]
+                            f"{len(v.findings)} images assessed.", styles["body"])]
+        if v.assessed_on is not None:
+            story.append(Paragraph(_escape(f"Volumes: {v.assessed_on}."), styles["body"]))
         for reason in v.review_reasons:
             story.append(Paragraph("- " + _escape(reason), styles["body"]))
         story += [Spacer(1, 4), *_key_images(section, styles, width),
