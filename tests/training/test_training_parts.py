@@ -592,3 +592,23 @@ def test_model_card_describes_the_second_novelty_score_and_the_refused_slices() 
     old_text = render(old_report, older, None, None)
     assert "Second out-of-distribution score" not in old_text
     assert f"({report['ood']['probes'][0]['ood_score']})" in old_text
+
+
+def test_manifest_numbers_dicom_slices_as_before_volumes(datasets: Path) -> None:
+    """The training manifest's ``dicom/<series>/<index>`` keeps the reader's order from before
+    series were split into volumes (position, then Instance Number): same split, same
+    weights."""
+    from workstation.imaging import load_study
+    from workstation.training.sources import manifest_order
+
+    (series,) = load_study([datasets / "dicom" / "ge_epi_axial"]).series
+    ordered = manifest_order(series)
+    assert len(ordered) == 150 and set(map(id, ordered)) == set(map(id, series.slices))
+    keys = [(round(s.position or 0.0, 3), s.instance_number) for s in ordered]
+    assert keys == sorted(keys)  # type: ignore[type-var]
+    assert ordered[:10] != list(series.slices[:10])  # the volumes order the series itself
+    mosaic = load_study([datasets / "dicom" / "siemens_epi_mosaic_orientation" / "ax"
+                         / "axdesc35"]).series[0]
+    tiles = manifest_order(mosaic)  # file after file, tiles in stored order
+    assert [(s.instance_number, s.frame) for s in tiles] == sorted(
+        (s.instance_number, s.frame) for s in tiles)  # type: ignore[type-var]

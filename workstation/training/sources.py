@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from workstation.imaging import load_study
+from workstation.imaging import Series, Slice, load_study
+from workstation.imaging.naming import natural_key
 from workstation.imaging.pixels import apply_window, percentile_window
 from workstation.imaging.raster import read_raster_slices
 
@@ -92,6 +93,24 @@ def _dicom_group(relative: str) -> str:
     return "dicom-" + relative.split("/", 1)[0]
 
 
+def manifest_order(series: Series) -> list[Slice]:
+    """The series' slices in the order the training manifest numbers them (``dicom/<series>/
+    <index>``): as the reader sorted them before it split series into volumes, by position
+    along the normal, then Instance Number and file name; a mosaic's tiles file after file in
+    stored order. Kept so that the manifest, its split and the shipped weights stay the same.
+    """
+    def name(s: Slice) -> tuple[object, ...]:
+        return (natural_key(Path(s.source).name), s.frame or 0)
+
+    mosaic = any(p.message.startswith("Siemens mosaic") for p in series.problems)
+    if not mosaic and all(s.position is not None for s in series.slices):
+        return sorted(series.slices, key=lambda s: (round(s.position or 0.0, 3),
+                                                    s.instance_number or 0, *name(s)))
+    if all(s.instance_number is not None for s in series.slices):
+        return sorted(series.slices, key=lambda s: (s.instance_number or 0, *name(s)))
+    return sorted(series.slices, key=name)
+
+
 def dicom_items(datasets: Path, wanted: Wanted = _everything, min_foreground: float = 0.12
                 ) -> Iterator[Item]:
     root = datasets / "dicom"
@@ -99,7 +118,7 @@ def dicom_items(datasets: Path, wanted: Wanted = _everything, min_foreground: fl
     for series in study.series:
         relative = str(Path(series.source).relative_to(root))
         group = _dicom_group(relative)
-        for index, slice_ in enumerate(series.slices):
+        for index, slice_ in enumerate(manifest_order(series)):
             image = np.asarray(slice_.image)
             if (image > 0.1).mean() < min_foreground or not wanted(
                     f"dicom/{relative}/{index}"):
