@@ -4,7 +4,7 @@ Grouping follows SeriesInstanceUID, split again by orientation when a scanner mi
 one series (localizers). Slices are sorted by their position along the slice normal
 (Image Position (Patient) . normal), falling back to Instance Number, then file name.
 Enhanced (multi-frame) MR frames become slices through their per-frame functional groups;
-Siemens mosaics are cut into their tiles.
+Siemens mosaics and UIH grids (imaging.uih) are cut into their tiles.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
 from workstation.imaging import decode as decoding
+from workstation.imaging import uih
 from workstation.imaging.errors import NotAnImageError, UnreadableImageError
 from workstation.imaging.geometry import (
     orientation_key,
@@ -84,6 +85,7 @@ READ_TAGS = [Tag(t) for t in (
     "DiffusionBValue", "DiffusionGradientOrientation", "SpacingBetweenSlices",
     (0x0043, 0x1039),  # GE diffusion b-value (first value)
     (0x0029, 0x0010), (0x0029, 0x1010), (0x0029, 0x1020),  # Siemens CSA headers (mosaics)
+    *uih.READ_TAGS,  # UIH grid: slice count and per-slice positions (imaging.uih)
 )]
 _MOSAIC_COUNT_TAG = (0x0019, 0x100A)  # Siemens NumberOfImagesInMosaic
 
@@ -247,7 +249,11 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def mosaic_count(ds: Dataset) -> int | None:
-    """Number of images in a Siemens mosaic, or None when ``ds`` is not a mosaic."""
+    """Number of images in a Siemens mosaic or a UIH grid (imaging.uih), or None when ``ds``
+    is not a mosaic."""
+    grid = uih.grid(ds)
+    if grid is not None:
+        return grid.count
     image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
     if "MOSAIC" not in image_type or _MOSAIC_COUNT_TAG not in ds:
         return None
@@ -382,7 +388,8 @@ def frame_headers(path: Path, ds: Dataset) -> list[FrameHeader]:
     )
     tiles = mosaic_count(ds)
     if tiles and frames == 1:
-        positions = _mosaic_tile_positions(ds, tiles) if orientation is not None else None
+        positions = None if orientation is None else (
+            uih.tile_positions(ds, tiles) if uih.is_uih(ds) else _mosaic_tile_positions(ds, tiles))
         return [FrameHeader(frame=None, tile=t,
                             image_position=positions[t] if positions else None,
                             **common)
@@ -464,10 +471,14 @@ def series_info(ds: Dataset) -> SeriesInfo:
     )
 
 
-def _tile(image: np.ndarray, count: int, tile: int) -> np.ndarray:
+def _tile(image: np.ndarray, count: int, tile: int,
+          layout: tuple[int, int] | None = None) -> np.ndarray:
+    """Tile ``tile`` (row-major) of a mosaic: ceil(sqrt(count)) tiles a side (Siemens), or
+    ``layout`` = (tiles down, tiles across) for a UIH grid (imaging.uih)."""
     per_side = math.ceil(math.sqrt(count))
-    rows, cols = image.shape[0] // per_side, image.shape[1] // per_side
-    r, c = divmod(tile, per_side)
+    down, across = layout or (per_side, per_side)
+    rows, cols = image.shape[0] // down, image.shape[1] // across
+    r, c = divmod(tile, across)
     return image[r * rows:(r + 1) * rows, c * cols:(c + 1) * cols]
 
 
@@ -596,7 +607,9 @@ def _decode_headers(
             continue
         pixels = np.asarray(decoded.frames[index])
         if header.tile is not None:
-            pixels = _tile(pixels, mosaic_count(ds) or 1, header.tile)
+            grid = uih.grid(ds)
+            pixels = _tile(pixels, mosaic_count(ds) or 1, header.tile,
+                           grid.layout if grid is not None else None)
         try:
             slices.append(make_slice(pixels, header, ds, decoded.warnings))
         except Exception as exc:  # a malformed LUT must not stop the series
@@ -611,13 +624,18 @@ def _series_notes(headers: Sequence[FrameHeader], ds: Dataset, parts: int,
     if parts > 1:
         notes.append(Problem(source, f"series mixes {parts} orientations; this is part "
                                      f"{part_index + 1}", Severity.WARNING))
-    if any(h.tile is not None for h in headers):
+    if any(h.tile is not None for h in headers) and uih.is_uih(ds):
+        notes.append(Problem(source, uih.note(mosaic_count(ds) or 0, all(
+            h.position is not None for h in headers)), Severity.WARNING))
+    elif any(h.tile is not None for h in headers):
         count = mosaic_count(ds)
         placed = ("placed along the slice normal by the Siemens CSA header"
                   if all(h.position is not None for h in headers)
                   else "kept in the order stored in the mosaic (no readable CSA header)")
         notes.append(Problem(source, f"Siemens mosaic: each file was cut into {count} slices, "
                                      f"{placed}", Severity.WARNING))
+    elif uih.unreadable_count(ds):
+        notes.append(Problem(source, uih.UNREADABLE_COUNT_NOTE, Severity.WARNING))
     if len(volumes) > 1:
         sizes = sorted({v.count for v in volumes})
         size = " or ".join(str(n) for n in sizes)
