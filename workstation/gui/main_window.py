@@ -20,6 +20,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QHBoxLayout,
     QLabel,
     QListWidget,
     QMainWindow,
@@ -34,7 +35,14 @@ from PySide6.QtWidgets import (
 
 from workstation.analysis.findings import CLASSES, TUMOUR_CLASSES, Finding, SeriesVerdict
 from workstation.gui.dialogs import AboutDialog, SettingsDialog
-from workstation.gui.panels import FindingsPanel, ReadingForm, SeriesBrowser, VerdictBanner
+from workstation.gui.panels import (
+    FindingsPanel,
+    ReadingForm,
+    SeriesBrowser,
+    VerdictBanner,
+    VolumeControl,
+    shown_volume,
+)
 from workstation.gui.viewer import SliceView
 from workstation.gui.workers import EngineHolder, Task, analysis_work, gradcam_work, load_work
 from workstation.imaging.pixels import percentile_window
@@ -82,16 +90,25 @@ class MainWindow(QMainWindow):
         self.viewer = SliceView()
         self.viewer.slice_changed.connect(self._slice_changed)
         self.viewer.hovered.connect(self._show_hover)
+        # the slider runs over the positions of the shown volume; the volume control
+        # (multi-volume series only) chooses the volume
         self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.valueChanged.connect(self.viewer.set_index)
+        self.slider.setToolTip("Image of the shown volume (Up / Down, wheel)")
+        self.slider.valueChanged.connect(self.viewer.set_position)
+        self.volume_control = VolumeControl()
+        self.volume_control.volume_chosen.connect(self.viewer.set_volume)
+        controls = QHBoxLayout()
+        controls.setContentsMargins(0, 0, 0, 0)
+        controls.addWidget(self.slider, stretch=1)
+        controls.addWidget(self.volume_control)
         centre = QWidget()
         centre_layout = QVBoxLayout(centre)
         centre_layout.setContentsMargins(0, 0, 0, 0)
         centre_layout.addWidget(self.banner)
         centre_layout.addWidget(self.viewer, stretch=1)
-        centre_layout.addWidget(self.slider)
+        centre_layout.addLayout(controls)
         self.findings = FindingsPanel()
-        self.findings.jump_to.connect(self.viewer.set_index)
+        self.findings.jump_to.connect(self.viewer.set_index)  # any volume's image
         self.reading_form = ReadingForm()
         self.reading_form.saved.connect(self._save_reading)
         self.reading_form.setEnabled(False)
@@ -174,8 +191,10 @@ class MainWindow(QMainWindow):
         self._action(view, "&Previous image", lambda: self.viewer.step(-1), "Up")
         self._action(view, "Next image (page)", lambda: self.viewer.step(1), "PgDown")
         self._action(view, "Previous image (page)", lambda: self.viewer.step(-1), "PgUp")
-        self._action(view, "First image", lambda: self.viewer.set_index(0), "Home")
-        self._action(view, "Last image", lambda: self.viewer.set_index(10 ** 6), "End")
+        self._action(view, "First image", lambda: self.viewer.set_position(0), "Home")
+        self._action(view, "Last image", lambda: self.viewer.set_position(10 ** 6), "End")
+        self._action(view, "Next &volume", lambda: self.viewer.step_volume(1), "Ctrl+Down")
+        self._action(view, "Previous vo&lume", lambda: self.viewer.step_volume(-1), "Ctrl+Up")
         self._action(view, "Next most &suspicious image", self.next_suspicious, "N")
         presets = view.addMenu("Window &presets")
         for key, (name, rule) in enumerate(WINDOW_PRESETS.items(), start=1):
@@ -231,6 +250,7 @@ class MainWindow(QMainWindow):
         self.problem_list.clear()
         self.problem_dock.hide()
         self.viewer.set_series(None)
+        self.volume_control.show_series(None)
         self.findings.show_finding(None, 0)
         self.findings.show_ranking(None)
         self.banner.show_text("Reading the study...", "#3c3c3c", "white")
@@ -258,6 +278,7 @@ class MainWindow(QMainWindow):
             self._preview_source = item.slice.source
             self.viewer.set_series(Series(source=item.slice.source, series_uid=None,
                                           info=SeriesInfo(), slices=(item.slice,)))
+            self._slice_changed(0)
             self.banner.show_text(f"Reading {item.files} files... (showing the first image "
                                   "read; no verdict yet)", "#3c3c3c", "white")
             self.timings["first_image_s"] = time.perf_counter() - self._opened_at
@@ -268,10 +289,12 @@ class MainWindow(QMainWindow):
                 self.browser.setCurrentRow(0)
                 self.timings.setdefault("first_image_s", time.perf_counter() - self._opened_at)
                 self.timings["first_series_s"] = time.perf_counter() - self._opened_at
-                # stay on the image the preview showed, now in its sorted place
+                # stay at the position of the image the preview showed, now in its sorted
+                # place, in the volume the series opens on (the one the model reads)
                 sources = [s.source for s in item.slices]
                 if self._preview_source in sources:
-                    self.viewer.set_index(sources.index(self._preview_source))
+                    index = sources.index(self._preview_source)
+                    self.viewer.set_position(index - item.volume_of(index).start)
         elif isinstance(item, Problem):
             self.problems.append(item)
             if item.severity is Severity.ERROR:
@@ -325,7 +348,7 @@ class MainWindow(QMainWindow):
         self.statusBar().clearMessage()
         engine = self.holder.engine
         if engine is not None:
-            images = sum(len(s.slices) for s in self.series)
+            images = sum(len(s.assessed_indices) for s in self.series)
             self.model_label.setText(
                 f"Model {engine.info.name} {engine.info.version} | device {engine.device} | "
                 f"last analysis {float(seconds):.1f} s for {images} images")  # type: ignore[arg-type]
@@ -361,10 +384,9 @@ class MainWindow(QMainWindow):
         self._suspicion_cursor = -1
         series = self.series[row]
         self.viewer.set_series(series)
-        self.slider.blockSignals(True)
-        self.slider.setRange(0, max(0, len(series.slices) - 1))
-        self.slider.setValue(0)
-        self.slider.blockSignals(False)
+        self.volume_control.show_series(series)
+        if series.slices:  # open on the volume the verdict is decided on
+            self.viewer.set_index(shown_volume(series).start)
         self._show_current_verdict()
         self._show_reading()
 
@@ -376,7 +398,7 @@ class MainWindow(QMainWindow):
         verdict = self.current_verdict
         if verdict is None:
             return None
-        return verdict.findings[self.viewer.index]
+        return verdict.finding_at(self.viewer.index)
 
     def _show_current_verdict(self) -> None:
         verdict = self.current_verdict
@@ -385,12 +407,22 @@ class MainWindow(QMainWindow):
         self._slice_changed(self.viewer.index)
 
     def _slice_changed(self, index: int) -> None:
+        volume = self.viewer.volume
         self.slider.blockSignals(True)
-        self.slider.setValue(index)
+        self.slider.setRange(0, max(0, volume.count - 1) if volume is not None else 0)
+        self.slider.setValue(self.viewer.position)
         self.slider.blockSignals(False)
+        if volume is not None:
+            self.volume_control.show_volume(volume)
         finding = self.current_finding()
-        count = len(self.series[self.current_row].slices) if self.current_row >= 0 else 0
-        self.findings.show_finding(finding, count)
+        series = self.viewer.series
+        if series is None or volume is None:
+            self.findings.show_finding(None, 0)
+        else:
+            self.findings.show_finding(
+                finding, volume.count, series.image_words(index),
+                None if volume.assessed else volume.not_assessed_reason or "not assessed")
+        # nothing is drawn on an image the model did not read
         self.viewer.set_overlays(finding.mask if finding is not None else None, None)
         if finding is not None and self.gradcam_action.isChecked():
             self._start_gradcam(finding)
@@ -401,6 +433,8 @@ class MainWindow(QMainWindow):
             return
         # first press: the most suspicious image; each further press: the next one down
         ranked = [f.index for f in sorted(verdict.findings, key=lambda f: -f.suspicion)]
+        if not ranked:  # no volume of the series was assessed
+            return
         self._suspicion_cursor = (self._suspicion_cursor + 1) % len(ranked)
         self.viewer.set_index(ranked[self._suspicion_cursor])
 

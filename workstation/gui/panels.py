@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -16,6 +18,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -23,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from workstation.analysis.findings import CLASSES, Finding, SeriesVerdict, Verdict, percent
-from workstation.imaging.series import Series
+from workstation.imaging.series import Series, Volume
 from workstation.store.readings import Reading
 
 BADGE = {
@@ -37,10 +40,19 @@ TINT = {Verdict.TUMOUR: "#f3c6cb", Verdict.REVIEW: "#fbe9a6", Verdict.CANNOT_ASS
         Verdict.NO_TUMOUR: "#cfe8cf"}
 
 
+TOOLTIP_VOLUMES = 16  # volumes listed one a line in a series' tooltip; then "and N more"
+
+
+def shown_volume(series: Series) -> Volume:
+    """The volume a series is represented by: the one the model reads, else the first."""
+    return (series.assessed_volumes or series.volumes)[0]
+
+
 def thumbnail(series: Series, size: int = 72) -> QIcon:
     if not series.slices:
         return QIcon()
-    image = np.asarray(series.slices[len(series.slices) // 2].image)
+    volume = shown_volume(series)
+    image = np.asarray(series.slices[volume.start + volume.count // 2].image)
     pixels = np.ascontiguousarray((np.clip(image, 0, 1) * 255).astype(np.uint8))
     rows, cols = pixels.shape
     qimage = QImage(pixels.data, cols, rows, cols, QImage.Format.Format_Grayscale8).copy()
@@ -59,8 +71,48 @@ def series_text(series: Series, verdict: SeriesVerdict | None) -> str:
                     "none": "not known" if verdict is not None else "not known yet"
                     }.get(source, source)
     status = BADGE[verdict.verdict][0] if verdict is not None else "not analysed yet"
-    return (f"{series.description}\n{plane} ({source_words}), {len(series.slices)} images\n"
+    return (f"{series.description}\n{plane} ({source_words}), {count_words(series)}\n"
             f"[{status}]")
+
+
+def count_words(series: Series) -> str:
+    """"15 images"; "13 volumes of 40 images, volume 1 (b = 0) assessed" for a series of
+    several volumes."""
+    if not series.is_multi_volume:
+        return f"{len(series.slices)} images"
+    counts = {v.count for v in series.volumes}
+    volumes = len(series.volumes)
+    words = (f"{volumes} volumes of {counts.pop()} images" if len(counts) == 1
+             else f"{volumes} volumes, {len(series.slices)} images")
+    assessed = series.assessed_volumes
+    if not assessed:
+        return f"{words}, none assessed"
+    return f"{words}, {', '.join(v.name for v in assessed)} assessed"
+
+
+def volume_state(volume: Volume) -> str:
+    """"assessed", or why not, in the volume's own words."""
+    if volume.assessed:
+        return "assessed"
+    return volume.not_assessed_reason or "not assessed"
+
+
+def series_tooltip(series: Series, verdict: SeriesVerdict | None) -> str:
+    """The series' folder, verdict and, for several volumes, each volume (the first
+    ``TOOLTIP_VOLUMES``) with the reasons the others were not assessed said once."""
+    lines = [series.source]
+    if verdict is not None:
+        lines.append(verdict.headline)
+    if series.is_multi_volume:
+        lines.append(f"{len(series.volumes)} volumes:")
+        shown = series.volumes[:TOOLTIP_VOLUMES]
+        lines += [f"  {v.name}, {v.count} images" + (" \N{EM DASH} assessed" if v.assessed
+                                                     else "") for v in shown]
+        if len(series.volumes) > len(shown):
+            lines.append(f"  and {len(series.volumes) - len(shown)} more")
+        reasons = dict.fromkeys(volume_state(v) for v in series.volumes if not v.assessed)
+        lines += [_capital(reason) for reason in reasons]
+    return "\n".join(lines)
 
 
 class SeriesBrowser(QListWidget):
@@ -74,7 +126,7 @@ class SeriesBrowser(QListWidget):
 
     def add_series(self, series: Series) -> None:
         item = QListWidgetItem(thumbnail(series), series_text(series, None))
-        item.setToolTip(series.source)
+        item.setToolTip(series_tooltip(series, None))
         self.addItem(item)
 
     def set_verdict(self, row: int, verdict: SeriesVerdict) -> None:
@@ -82,23 +134,30 @@ class SeriesBrowser(QListWidget):
         if item is None:
             return
         item.setText(series_text(verdict.series, verdict))
-        item.setToolTip(f"{verdict.series.source}\n{verdict.headline}")
+        item.setToolTip(series_tooltip(verdict.series, verdict))
         item.setData(Qt.ItemDataRole.UserRole, verdict.verdict.value)
         item.setBackground(QColor(TINT[verdict.verdict]))
 
 
 class VerdictBanner(QLabel):
-    """The series verdict in words, large, coloured, impossible to miss."""
+    """The series verdict in words, large, coloured, impossible to miss; under it, in
+    smaller type, a note such as which volume of the series the verdict was decided on."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWordWrap(True)
-        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setTextFormat(Qt.TextFormat.RichText)
         self.setMargin(10)
+        self._words = ""
         self.show_text("No study open", "#3c3c3c", "white")
 
-    def show_text(self, text: str, background: str, ink: str) -> None:
-        self.setText(text)
+    def show_text(self, text: str, background: str, ink: str, note: str = "") -> None:
+        self._words = f"{text}\n{note}" if note else text
+        markup = html.escape(text).replace("\n", "<br>")
+        if note:
+            markup += ('<br><span style="font-size: 11pt; font-weight: normal;">'
+                       f"{html.escape(note)}</span>")
+        self.setText(markup)
         self.setStyleSheet(f"QLabel {{ background: {background}; color: {ink}; "
                            "font-size: 17pt; font-weight: bold; border: 2px solid black; }")
 
@@ -111,11 +170,13 @@ class VerdictBanner(QLabel):
         lines = [verdict.headline.upper() if verdict.verdict is Verdict.REVIEW
                  else verdict.headline]
         lines += [f"- {reason}" for reason in verdict.review_reasons]
-        self.show_text("\n".join(lines), background, ink)
+        note = _capital(verdict.assessed_on) if verdict.assessed_on else ""
+        self.show_text("\n".join(lines), background, ink, note)
 
     @property
     def words(self) -> str:
-        return self.text()
+        """The banner's text, plain (for the printout and the tests)."""
+        return self._words
 
 
 class FindingsPanel(QWidget):
@@ -127,6 +188,7 @@ class FindingsPanel(QWidget):
         super().__init__(parent)
         layout = QVBoxLayout(self)
         self.slice_label = QLabel("Image: -")
+        self.slice_label.setWordWrap(True)
         self.table = QTableWidget(len(CLASSES), 2)
         self.table.setHorizontalHeaderLabels(["Class", "Probability"])
         self.table.verticalHeader().setVisible(False)
@@ -146,14 +208,22 @@ class FindingsPanel(QWidget):
         layout.addWidget(QLabel("Images by suspicion (click to jump, N = next):"))
         layout.addWidget(self.suspicious, stretch=1)
 
-    def show_finding(self, finding: Finding | None, count: int) -> None:
+    def show_finding(self, finding: Finding | None, count: int, image_words: str | None = None,
+                     not_assessed: str | None = None) -> None:
+        """The model's reading of the shown image. ``image_words`` names it ("image 5 of 40,
+        volume 2 (b = 1500, direction 1)"; default "image N of ``count``");
+        ``not_assessed`` says why the model does not read it (its volume's reason)."""
         if finding is None:
-            self.slice_label.setText("Image: not analysed")
+            words = _capital(image_words) if image_words else "Image"
+            self.slice_label.setText(f"{words}: not assessed" if not_assessed
+                                     else f"{words}: not analysed")
             for row in range(len(CLASSES)):
                 self._cell(row).setText("-")
-            self.slice_verdict.setText("")
+            self.slice_verdict.setText(_capital(not_assessed) if not_assessed else "")
             return
-        self.slice_label.setText(f"Image {finding.index + 1} of {count} ({finding.plane})")
+        words = _capital(image_words) if image_words else \
+            f"Image {finding.index + 1} of {count}"
+        self.slice_label.setText(f"{words} \N{EN DASH} {finding.plane}")
         for row, name in enumerate(CLASSES):
             self._cell(row).setText(percent(finding.probabilities[name], decimals=1))
         text = f"Image verdict: {finding.verdict.value.replace('_', ' ')}"
@@ -170,15 +240,88 @@ class FindingsPanel(QWidget):
         self.suspicious.clear()
         if verdict is None:
             return
+        series = verdict.series
         for finding in sorted(verdict.findings, key=lambda f: -f.suspicion):
+            volume = series.volume_of(finding.index)
+            where = f"Image {finding.index - volume.start + 1}"
+            if series.is_multi_volume:
+                where += f", volume {volume.index + 1}"
             item = QListWidgetItem(
-                f"Image {finding.index + 1}: p(tumour) {percent(finding.tumour_probability)}, "
+                f"{where}: p(tumour) {percent(finding.tumour_probability)}, "
                 f"{finding.verdict.value.replace('_', ' ')}")
             item.setData(Qt.ItemDataRole.UserRole, finding.index)
             self.suspicious.addItem(item)
 
     def _activated(self, item: QListWidgetItem) -> None:
         self.jump_to.emit(int(item.data(Qt.ItemDataRole.UserRole)))
+
+
+def _capital(words: str) -> str:
+    return words[:1].upper() + words[1:]
+
+
+class VolumeSpinBox(QSpinBox):
+    """A spin box that keeps its own arrow and page keys while it has the focus (the
+    window's image shortcuts take them otherwise)."""
+
+    OWN_KEYS = (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown)
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent) \
+                and event.key() in self.OWN_KEYS \
+                and event.modifiers() == Qt.KeyboardModifier.NoModifier:
+            event.accept()
+            return True
+        return super().event(event)
+
+
+class VolumeControl(QWidget):
+    """Which volume of a multi-volume series the viewer shows: a spin box "Volume 2 of 13"
+    and the volume's label and whether the model read it. Hidden for a single volume."""
+
+    volume_chosen = Signal(int)  # 0-based volume index
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 0, 6, 0)
+        self.spin = VolumeSpinBox()
+        self.spin.setPrefix("Volume ")
+        self.spin.setKeyboardTracking(False)
+        self.spin.setToolTip("The volume shown (Ctrl+Up / Ctrl+Down); the image position is "
+                             "kept")
+        self.label = QLabel("")
+        self.label.setTextFormat(Qt.TextFormat.PlainText)
+        layout.addWidget(self.spin)
+        layout.addWidget(self.label, stretch=1)
+        self.spin.valueChanged.connect(lambda value: self.volume_chosen.emit(value - 1))
+        self.hide()
+
+    def show_series(self, series: Series | None) -> None:
+        if series is None or not series.is_multi_volume:
+            self.hide()
+            return
+        self.spin.blockSignals(True)
+        self.spin.setRange(1, len(series.volumes))
+        self.spin.setSuffix(f" of {len(series.volumes)}")
+        self.spin.blockSignals(False)
+        # wide enough for every volume's words, so the image slider does not jump
+        metrics = self.label.fontMetrics()
+        self.label.setMinimumWidth(max(metrics.horizontalAdvance(self._words(v))
+                                       for v in series.volumes) + 4)
+        self.show()
+
+    @staticmethod
+    def _words(volume: Volume) -> str:
+        state = "assessed by the model" if volume.assessed else "not assessed"
+        return f"{volume.label} \N{EN DASH} {state}" if volume.label else state
+
+    def show_volume(self, volume: Volume) -> None:
+        self.spin.blockSignals(True)
+        self.spin.setValue(volume.index + 1)
+        self.spin.blockSignals(False)
+        self.label.setText(self._words(volume))
+        self.label.setToolTip(volume_state(volume))
 
 
 class ReadingForm(QGroupBox):

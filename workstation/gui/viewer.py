@@ -3,6 +3,11 @@
 Mouse: wheel = next/previous slice, Ctrl+wheel = zoom, left drag = window/level,
 right or middle drag = pan, double-click = fit. The image is windowed from the slice's
 modality values, so re-windowing never re-reads the file.
+
+A series of several volumes (diffusion directions, echoes, magnitude/phase, time points) is
+read one volume at a time: scrolling moves through the positions of the shown volume, and
+changing volume keeps the position. ``index`` stays the slice's index in ``series.slices``.
+Each volume keeps its own display window (a phase map is not read in the magnitude's).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from workstation.imaging.geometry import direction_letters
-from workstation.imaging.series import Series, Slice, Window
+from workstation.imaging.series import Series, Slice, Volume, Window
 from workstation.reporting.images import outline
 
 MASK_COLOUR = QColor(255, 200, 0)
@@ -105,15 +110,30 @@ class SliceView(QWidget):
         self._image: QImage | None = None
         self._overlay_images: list[QImage] = []
         self._drag: tuple[str, QPointF, Window | None, QPointF] | None = None
+        self._windows: dict[int, Window] = {}  # the display window of each volume shown
 
     # ----------------------------------------------------------------- state changes
     def set_series(self, series: Series | None) -> None:
         self.series = series
         self.index = 0
+        self._windows = {}
         self.display_window = series.slices[0].window if series and series.slices else None
         self.zoom, self.pan = 1.0, QPointF(0, 0)
         self.overlays.mask = self.overlays.gradcam = None
         self._refresh()
+
+    @property
+    def volume(self) -> Volume | None:
+        """The volume shown (the only one of a single-volume series)."""
+        if self.series is None or not self.series.slices:
+            return None
+        return self.series.volume_of(self.index)
+
+    @property
+    def position(self) -> int:
+        """The shown image's 0-based place within its volume."""
+        volume = self.volume
+        return self.index - volume.start if volume is not None else 0
 
     @property
     def current(self) -> Slice | None:
@@ -122,17 +142,43 @@ class SliceView(QWidget):
         return self.series.slices[self.index]
 
     def set_index(self, index: int) -> None:
+        """Show slice ``index`` of ``series.slices`` (of whichever volume holds it)."""
         if self.series is None or not self.series.slices:
             return
         index = max(0, min(len(self.series.slices) - 1, index))
         if index != self.index:
+            old, new = self.series.volume_of(self.index), self.series.volume_of(index)
+            if old.index != new.index and self.display_window is not None:
+                self._windows[old.index] = self.display_window
+                self.display_window = self._windows.get(
+                    new.index, self.series.slices[new.start].window)
             self.index = index
             self.overlays.gradcam = None
             self._refresh()
             self.slice_changed.emit(index)
 
+    def set_position(self, position: int) -> None:
+        """Show image ``position`` (0-based, clamped) of the shown volume."""
+        volume = self.volume
+        if volume is not None:
+            self.set_index(volume.start + max(0, min(volume.count - 1, position)))
+
     def step(self, delta: int) -> None:
-        self.set_index(self.index + delta)
+        """The next (``delta`` > 0) or previous image of the shown volume; stops at its ends."""
+        self.set_position(self.position + delta)
+
+    def set_volume(self, number: int) -> None:
+        """Show volume ``number`` (0-based, clamped) at the same position where it has one."""
+        if self.series is None or not self.series.slices:
+            return
+        volumes = self.series.volumes
+        volume = volumes[max(0, min(len(volumes) - 1, number))]
+        self.set_index(volume.start + min(self.position, volume.count - 1))
+
+    def step_volume(self, delta: int) -> None:
+        volume = self.volume
+        if volume is not None:
+            self.set_volume(volume.index + delta)
 
     def set_window(self, window: Window) -> None:
         self.display_window = window
@@ -230,17 +276,31 @@ class SliceView(QWidget):
         painter.drawText(QPointF(max(rect.left(), 0) + 6, c.y()), left)
         painter.drawText(QPointF(min(rect.right(), self.width()) - 22, c.y()), right)
         painter.drawText(QPointF(c.x() - 6, max(rect.top(), 0) + 18), up)
-        painter.drawText(QPointF(c.x() - 6, min(rect.bottom(), self.height()) - 6), down)
+        # above the image counter line, which runs along the bottom edge
+        painter.drawText(QPointF(c.x() - 6, min(rect.bottom(), self.height() - 22) - 6), down)
 
     def _paint_corner(self, painter: QPainter) -> None:
         if self.series is None or self.display_window is None:
             return
         painter.setPen(QPen(QColor(230, 230, 230)))
         painter.setFont(QFont("Sans", 10))
-        text = (f"Image {self.index + 1} / {len(self.series.slices)}   "
+        text = (f"{self.image_words()}   "
                 f"W {self.display_window.width:.0f}  L {self.display_window.center:.0f}"
                 + ("   inverted" if self.inverted else "") + f"   zoom {self.zoom:.1f}x")
         painter.drawText(8, self.height() - 8, text)
+
+    def image_words(self) -> str:
+        """The image counter: "Image 5 / 40", and for a series of several volumes
+        "Image 5 / 40 — volume 2 of 13 (b = 1500, direction 1)"."""
+        volume = self.volume
+        if self.series is None or volume is None:
+            return ""
+        words = f"Image {self.position + 1} / {volume.count}"
+        if not self.series.is_multi_volume:
+            return words
+        label = f" ({volume.label})" if volume.label else ""
+        return (f"{words} — volume {volume.index + 1} of {len(self.series.volumes)}"
+                f"{label}")
 
     # -------------------------------------------------------------------------- input
     def wheelEvent(self, event: QWheelEvent) -> None:
