@@ -45,7 +45,7 @@ def test_every_slice_of_every_plane_with_square_pixels_and_tumour_areas(tmp_path
     assert axial.clear_slices.sum() == 8
     positions = [s.position for s in axial.series.slices]
     assert positions == [2.0 * k for k in range(10)]
-    assert all(0.0 <= float(s.image.min()) and float(s.image.max()) <= 1.0
+    assert all(float(s.image.min()) >= 0.0 and float(s.image.max()) <= 1.0
                for s in axial.series.slices)
 
 
