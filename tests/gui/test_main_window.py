@@ -24,14 +24,6 @@ VERDICT_WORDS = ("TUMOUR SUSPECTED", "Tumour suspected", "No tumour detected", "
                  "Cannot assess")
 
 
-@pytest.fixture
-def window(qtbot, tmp_path: Path) -> MainWindow:  # type: ignore[no-untyped-def]
-    win = MainWindow(settings_path=tmp_path / "settings.json", readings_dir=tmp_path / "readings")
-    qtbot.addWidget(win)
-    win.show()
-    return win
-
-
 def wait_for_verdicts(qtbot, win: MainWindow) -> None:  # type: ignore[no-untyped-def]
     qtbot.waitUntil(lambda: bool(win.series) and len(win.verdicts) == len(win.series)
                     and not win.analysing, timeout=240_000)

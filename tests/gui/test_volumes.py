@@ -5,10 +5,8 @@ from the ranking to the right volume. Built without the model or the DICOM loade
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -67,14 +65,6 @@ def make_verdict(series: Series, strongest: int = 8) -> SeriesVerdict:
     findings = tuple(make_finding(i, 0.97 if i == strongest else 0.02)
                      for i in series.assessed_indices)
     return SeriesVerdict(series, Verdict.TUMOUR, "glioma", 0.97, (), findings, "axial", "dicom")
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path) -> MainWindow:  # type: ignore[no-untyped-def]
-    win = MainWindow(settings_path=tmp_path / "settings.json", readings_dir=tmp_path / "readings")
-    qtbot.addWidget(win)
-    win.show()
-    return win
 
 
 def show(window: MainWindow, series: Series, verdict: bool = True) -> None:
