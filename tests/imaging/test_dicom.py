@@ -166,6 +166,54 @@ def test_enhanced_mr_per_frame_groups_give_geometry_and_rescale(tmp_path: Path) 
     assert [int(s.raw[0, 0]) for s in series.slices] == [75, 55, 35, 15]
 
 
+def test_enhanced_mr_volumes_from_dimension_indices_and_frame_types(tmp_path: Path) -> None:
+    """Six frames: three positions x two cardiac phases (a dimension the reader does not
+    otherwise know, Nominal Cardiac Trigger Delay Time), stored position-major with phase 2
+    first, so that only the dimension index values (not the storage order) put phase 1
+    first; one frame of phase 2 is typed PHASE."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+    from pydicom.tag import Tag
+    from pydicom.uid import EnhancedMRImageStorage
+
+    frames = np.stack([np.full((8, 8), 10 * (k + 1), dtype=np.uint16) for k in range(6)])
+    ds = mr_dataset(frames[0], series_uid=generate_uid(), instance=1, position=None,
+                    orientation=None)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = EnhancedMRImageStorage
+    ds.NumberOfFrames = 6
+    ds.PixelData = frames.tobytes()
+    dimensions = []
+    for pointer in ("StackID", "InStackPositionNumber", "NominalCardiacTriggerDelayTime"):
+        item = Dataset()
+        item.DimensionIndexPointer = Tag(pointer)
+        item.FunctionalGroupPointer = Tag("FrameContentSequence")
+        dimensions.append(item)
+    ds.DimensionIndexSequence = Sequence(dimensions)
+    shared, orientation = Dataset(), Dataset()
+    orientation.ImageOrientationPatient = list(AXIAL)
+    shared.PlaneOrientationSequence = Sequence([orientation])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    per_frame = []
+    for k in range(6):  # (position, phase): (0, 2), (0, 1), (1, 2), (1, 1), (2, 2), (2, 1)
+        position, phase = k // 2, 1 - k % 2
+        item, pos, content, frame_type = Dataset(), Dataset(), Dataset(), Dataset()
+        pos.ImagePositionPatient = [0.0, 0.0, float(4 * position)]
+        content.DimensionIndexValues = [1, position + 1, phase + 1]
+        frame_type.FrameType = ["ORIGINAL", "PRIMARY", "PHASE" if k == 4 else "M", "NONE"]
+        item.PlanePositionSequence = Sequence([pos])
+        item.FrameContentSequence = Sequence([content])
+        item.MRImageFrameTypeSequence = Sequence([frame_type])
+        per_frame.append(item)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
+    write(ds, tmp_path / "enhanced.dcm")
+    (series,) = load_study([tmp_path]).series
+    assert [(v.label, v.count, v.anatomical) for v in series.volumes] == [
+        ("magnitude, time point 1", 3, True), ("magnitude, time point 2", 2, True),
+        ("phase", 1, False)]
+    assert [int(s.raw[0, 0]) for s in series.slices] == [20, 40, 60, 10, 30, 50]
+    assert series.assessed_indices == (0, 1, 2)
+
+
 def test_dicomdir_loads_the_files_it_lists(pydicom_files: Path, tmp_path: Path) -> None:
     shutil.copytree(pydicom_files / "dicomdirtests", tmp_path / "dd")
     study = load_study([tmp_path / "dd" / "DICOMDIR"])

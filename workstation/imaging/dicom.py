@@ -78,6 +78,7 @@ READ_TAGS = [Tag(t) for t in (
     "Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration",
     "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "NumberOfFrames",
     "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence",
+    "DimensionIndexSequence",
     "DirectoryRecordSequence", "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
     "PixelData", (0x0019, 0x0010), (0x0019, 0x100A),
     # what splits a series into volumes (imaging.volumes)
@@ -172,6 +173,7 @@ class FrameHeader:
     b_vector: tuple[float, float, float] | None = None
     temporal: int | None = None
     stack: str | None = None
+    dimension: tuple[int, ...] | None = None
 
     @cached_property
     def position(self) -> float | None:
@@ -189,7 +191,8 @@ class FrameHeader:
             position = float(self.tile)  # tile k of each mosaic is the same slice
         return VolumeHeader(
             kind=self.kind, echo=self.echo, b_value=self.b_value, b_vector=self.b_vector,
-            temporal=self.temporal, stack=self.stack, position=position,
+            temporal=self.temporal, stack=self.stack, dimension=self.dimension,
+            position=position,
             order=(self.instance_number if self.instance_number is not None else 0,
                    natural_key(self.path.name), self.frame or 0, self.tile or 0))
 
@@ -284,10 +287,31 @@ def _volume_fields(ds: Dataset) -> dict[str, Any]:
     )
 
 
+# dimensions that order slices in space, not volumes (PS3.3 C.7.6.17.3)
+_SPATIAL_DIMENSIONS = frozenset({Tag("InStackPositionNumber"), Tag("ImagePositionPatient")})
+
+
+def _non_spatial_dimensions(ds: Dataset) -> list[int]:
+    """Positions in Dimension Index Values of every dimension but the spatial ones."""
+    dimensions = ds.get("DimensionIndexSequence") or []
+    keep = []
+    for j, item in enumerate(dimensions):
+        pointer = item.get("DimensionIndexPointer")
+        try:
+            spatial = pointer is not None and Tag(pointer) in _SPATIAL_DIMENSIONS
+        except (TypeError, ValueError, OverflowError):
+            spatial = False
+        if not spatial:
+            keep.append(j)
+    return keep
+
+
 def _frame_volume_fields(ds: Dataset, frames: int) -> list[dict[str, Any]]:
-    """The same per frame of an enhanced MR file, from its functional groups (C.8.13.5)."""
+    """The same per frame of an enhanced MR file, from its functional groups (C.8.13.5)
+    and its dimension index values (C.7.6.17)."""
     fields = []
     echo_times: list[float | None] = []
+    non_spatial = _non_spatial_dimensions(ds)
     for frame in range(frames):
         frame_type = _frame_item(ds, frame, "MRImageFrameTypeSequence")
         diffusion = _frame_item(ds, frame, "MRDiffusionSequence")
@@ -299,6 +323,10 @@ def _frame_volume_fields(ds: Dataset, frames: int) -> list[dict[str, Any]]:
                 "DiffusionGradientOrientation"), 3)
         image_type = getattr(frame_type, "FrameType", None) or ds.get("ImageType") or []
         stack = getattr(content, "StackID", None)
+        values = getattr(content, "DimensionIndexValues", None)
+        values = [values] if isinstance(values, int) else list(values or [])
+        dimension = tuple(_int_or_none(values[j]) or 0 for j in non_spatial
+                          if j < len(values)) or None
         echo_times.append(_first_number(getattr(echo, "EffectiveEchoTime", None)))
         fields.append(dict(
             kind=image_kind([str(v) for v in image_type]),
@@ -306,6 +334,7 @@ def _frame_volume_fields(ds: Dataset, frames: int) -> list[dict[str, Any]]:
             b_vector=direction,
             temporal=_int_or_none(getattr(content, "TemporalPositionIndex", None)),
             stack=str(stack) if stack not in (None, "") else None,
+            dimension=dimension,
         ))
     distinct = sorted({t for t in echo_times if t is not None})
     for item, time in zip(fields, echo_times, strict=True):

@@ -9,6 +9,9 @@ told apart, in this order, by what the header says of them:
 2. Echo Number;
 3. Diffusion b-value (and gradient direction where the header has one);
 4. Temporal Position Identifier (or the Temporal Position Index of a multi-frame file);
+   for an enhanced multi-frame file also its Stack ID and the frame's Dimension Index Values
+   (Frame Content Sequence) on every dimension but the spatial ones (In-Stack Position
+   Number, Image Position): a cardiac phase or any other dimension the file declares;
 5. what is left repeating the same position along the slice normal: each position's k-th
    image, in acquisition order, belongs to the k-th volume (a b > 0 repeat is a diffusion
    direction; otherwise a time point or repeat).
@@ -73,6 +76,8 @@ class VolumeHeader:
     b_vector: tuple[float, float, float] | None = None
     temporal: int | None = None
     stack: str | None = None  # Stack ID of an enhanced multi-frame file
+    # an enhanced multi-frame file's Dimension Index Values, less the spatial ones
+    dimension: tuple[int, ...] | None = None
     position: float | None = None  # mm along the slice normal
     order: tuple[object, ...] = ()  # acquisition order (a sort key)
 
@@ -98,6 +103,7 @@ class _Key:
     direction: int
     temporal: int
     stack: str
+    dimension: tuple[int, ...]
     repeat: int
 
 
@@ -125,13 +131,13 @@ def split_volumes(headers: Sequence[VolumeHeader]) -> list[VolumeGroup]:
             seen = directions[(h.b_value or 0.0, h.echo or 0)]
             seen.setdefault(vector, len(seen))
 
-    def base_key(i: int) -> tuple[ImageKind, int, float, int, int, str]:
+    def base_key(i: int) -> tuple[ImageKind, int, float, int, int, str, tuple[int, ...]]:
         h = headers[i]
         vector = _round_vector(h.b_vector)
         direction = (directions[(h.b_value or 0.0, h.echo or 0)][vector]
                      if vector is not None else -1)
         return (h.kind, h.echo or 0, h.b_value or 0.0, direction, h.temporal or 0,
-                h.stack or "")
+                h.stack or "", h.dimension or ())
 
     # images repeating a position within one base key are repeats: the k-th in order
     occurrences: dict[tuple[object, ...], int] = defaultdict(int)
@@ -148,7 +154,8 @@ def split_volumes(headers: Sequence[VolumeHeader]) -> list[VolumeGroup]:
     for i in range(len(headers)):  # the given (spatial) order within each volume
         groups[keys[i]].append(i)
     ordered = sorted(groups, key=lambda k: (_KIND_ORDER.index(k.kind), k.echo, k.b_value,
-                                            k.direction, k.temporal, k.stack, k.repeat))
+                                            k.direction, k.temporal, k.stack, k.dimension,
+                                            k.repeat))
     labels = _labels(ordered)
     return [VolumeGroup(tuple(groups[k]), labels[k], k.kind) for k in ordered]
 
