@@ -1,6 +1,7 @@
 """The ``inspect`` report of a loaded study, as JSON-ready dicts or as text.
 
-The JSON schema is documented in README.md ("inspect --json").
+The JSON document's layout is the JSON Schema ``workstation/schemas/inspect.schema.json``
+(README, "inspect --json"); ``SCHEMA_VERSION`` is its ``schema`` key.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 from workstation import __version__
 from workstation.imaging import Problem, Series, Severity, Study, Volume
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the volumes of each series
 
 
 def problem_document(problem: Problem) -> dict[str, str]:

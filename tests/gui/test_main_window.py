@@ -25,8 +25,8 @@ VERDICT_WORDS = ("TUMOUR SUSPECTED", "Tumour suspected", "No tumour detected", "
 
 
 def wait_for_verdicts(qtbot, win: MainWindow) -> None:  # type: ignore[no-untyped-def]
-    qtbot.waitUntil(lambda: bool(win.series) and len(win.verdicts) == len(win.series)
-                    and not win.analysing, timeout=240_000)
+    qtbot.waitUntil(lambda: win.session.complete and not win.session.analysing,
+                    timeout=240_000)
 
 
 def wheel(widget, steps: int) -> None:  # type: ignore[no-untyped-def]
@@ -43,7 +43,7 @@ def test_dicom_series_open_scroll_window_overlays_verdict_reading_export(
     window.open_paths([str(datasets / "dicom" / "ge_epi_axial")])
     # the first file read is on screen before the whole series is sorted
     qtbot.waitUntil(lambda: window.viewer.current is not None, timeout=30_000)
-    qtbot.waitUntil(lambda: bool(window.series), timeout=30_000)
+    qtbot.waitUntil(lambda: bool(window.session.series), timeout=30_000)
     assert window.timings["first_image_s"] <= window.timings["first_series_s"]
     assert len(window.viewer.series.slices) == 150  # type: ignore[union-attr]
     window.viewer.set_index(0)
@@ -64,7 +64,7 @@ def test_dicom_series_open_scroll_window_overlays_verdict_reading_export(
     assert window.viewer.display_window == window.viewer.current.window  # type: ignore[union-attr]
 
     wait_for_verdicts(qtbot, window)
-    verdict = window.verdicts[0]
+    verdict = window.session.verdicts[0]
     assert any(word in window.banner.words for word in VERDICT_WORDS)
     assert verdict.verdict.value.upper().replace("_", " ") in window.browser.item(0).text()
     assert window.findings.table.item(3, 1).text().endswith("%")
@@ -116,7 +116,7 @@ def test_png_folder_plane_from_model_and_gradcam(qtbot, window: MainWindow, data
     assert window.problem_list.count() == 1
     assert "broken.png" in window.problem_list.item(0).text()
     assert "from the model" in window.browser.item(0).text()
-    assert window.verdicts[0].plane_source == "model"
+    assert window.session.verdicts[0].plane_source == "model"
 
     window.gradcam_action.trigger()
     qtbot.waitUntil(lambda: window.viewer.overlays.gradcam is not None, timeout=60_000)

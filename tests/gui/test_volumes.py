@@ -12,7 +12,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import Qt
 
-from workstation.analysis.findings import Finding, SeriesVerdict, Verdict
+from workstation.analysis.findings import Finding, ReasonKind, SeriesVerdict, Verdict
 from workstation.gui.main_window import MainWindow
 from workstation.imaging.series import Plane, PlaneSource, Series, SeriesInfo, Slice, Volume, Window
 
@@ -69,9 +69,9 @@ def make_verdict(series: Series, strongest: int = 8) -> SeriesVerdict:
 
 def show(window: MainWindow, series: Series, verdict: bool = True) -> None:
     """What loading and analysis do, without the loader and the model."""
-    window.series.append(series)
+    row = window.session.add_series(series)
     window.browser.add_series(series)
-    window.browser.setCurrentRow(len(window.series) - 1)
+    window.browser.setCurrentRow(row)
     if verdict:
         window._analysed(make_verdict(series))
 
@@ -225,7 +225,7 @@ def test_a_series_with_no_assessed_volume(qtbot, window: MainWindow) -> None:  #
     show(window, series, verdict=False)
     window._analysed(SeriesVerdict(series, Verdict.CANNOT_ASSESS, "", 0.0,
                                    ("not assessed: no anatomical image in this series",), (),
-                                   "unknown", "none"))
+                                   "unknown", "none", (ReasonKind.NO_ANATOMICAL,)))
     assert "none assessed" in window.browser.item(0).text()
     assert window.findings.suspicious.count() == 0
     qtbot.keyClick(window.viewer, Qt.Key.Key_N)  # nothing to go to; nothing breaks

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from workstation.analysis.findings import AnalysisCancelled
 from workstation.analysis.model_file import ModelInfo, default_description, verified_weights
 from workstation.analysis.network import (
     CLASSES,
@@ -28,10 +29,6 @@ from workstation.analysis.ood import Novelty, ct_probability
 from workstation.analysis.preprocess import INPUT_SIZE, Prepared, mask_to_image, prepare
 from workstation.analysis.triage import Policy
 from workstation.imaging.series import Slice
-
-
-class AnalysisCancelled(Exception):
-    """The user cancelled; nothing partial is returned."""
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,16 @@
-"""Results as values: a Finding per slice and a SeriesVerdict per series (no torch here)."""
+"""Results as values: a Finding per slice and a SeriesVerdict per series (no torch here).
+
+A review reason is kept twice: the words a person reads (``review_reasons``), and beside
+them its ``ReasonKind`` (``reason_kinds``), which every decision uses; code never matches
+the words.
+"""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -42,10 +49,44 @@ VERDICT_WORDS = {
 }
 
 
-# why a confident no-tumour call goes to review anyway (triage sets it, the report and the
-# window look for it)
-REGION_REASON = ("called no tumour, but the suspect-region map outlines an area: the class "
-                 "and region heads disagree")
+class ReasonKind(enum.StrEnum):
+    """Why an image or a series is sent to review or refused, for code to decide on."""
+
+    # an image
+    EMPTY = "empty"  # no tissue: outside the head, or an empty tile of a mosaic
+    BLANK = "blank"  # blank or almost empty picture
+    TOO_LONG = "too_long"  # too long and narrow for one slice (montage, whole body)
+    CT = "ct"  # looks like CT
+    NOT_BRAIN = "not_brain"  # out of distribution: not the brain MRI the model knows
+    LOW_CONFIDENCE = "low_confidence"  # p(no tumour) below the review threshold
+    REGION_DISAGREES = "region_disagrees"  # no tumour called, a suspect region outlined
+    # a series
+    NOT_MR = "not_mr"  # the header's Modality
+    BODY_PART = "body_part"  # the header's Body Part Examined
+    NO_ANATOMICAL = "no_anatomical"  # only phase, field-map or other derived volumes
+    NO_IMAGES = "no_images"
+    NO_TISSUE = "no_tissue"  # every image is empty
+    MOSTLY_UNASSESSABLE = "mostly_unassessable"  # more than half the images refused
+    SOME_UNASSESSABLE = "some_unassessable"
+    SINGLE_TUMOUR_IMAGE = "single_tumour_image"  # one weak tumour image, the rest normal
+
+
+class Reason(NamedTuple):
+    """A review reason: its kind, and the words a person reads."""
+
+    kind: ReasonKind
+    text: str
+
+
+def _check_reasons(texts: tuple[str, ...], kinds: tuple[ReasonKind, ...]) -> None:
+    if len(texts) != len(kinds) or not all(isinstance(k, ReasonKind) for k in kinds):
+        raise ValueError(f"{len(texts)} review reasons need as many ReasonKinds, got {kinds}")
+
+
+class AnalysisCancelled(Exception):
+    """The user cancelled the analysis: verdicts already given stand, no partial one."""
+
+
 _SUSPICION_RANK = {Verdict.TUMOUR: 2.0, Verdict.REVIEW: 1.0}
 
 
@@ -66,6 +107,17 @@ class Finding:
     mask: npt.NDArray[np.float32]  # suspect-region probability, input image grid
     mask_area_px: int
     peak: tuple[int, int] | None  # most suspicious pixel (row, col)
+    reason_kinds: tuple[ReasonKind, ...] = ()  # one per review reason, in the same order
+
+    def __post_init__(self) -> None:
+        _check_reasons(self.review_reasons, self.reason_kinds)
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        return tuple(map(Reason, self.reason_kinds, self.review_reasons))
+
+    def has_reason(self, kind: ReasonKind) -> bool:
+        return kind in self.reason_kinds
 
     @property
     def tumour_probability(self) -> float:
@@ -80,7 +132,42 @@ class Finding:
     @property
     def heads_disagree(self) -> bool:
         """Sent to review because the mask outlines a region on a no-tumour call."""
-        return REGION_REASON in self.review_reasons
+        return self.has_reason(ReasonKind.REGION_DISAGREES)
+
+
+def by_suspicion(findings: Iterable[Finding]) -> list[Finding]:
+    """Most suspicious first (``Finding.suspicion``); the one ranking every list uses
+    (ties keep the series order)."""
+    return sorted(findings, key=lambda f: -f.suspicion)
+
+
+def strongest_tumour(findings: Iterable[Finding]) -> Finding | None:
+    """The image called tumour with the highest p(tumour), the first the ranking lists:
+    the image a tumour series is named by."""
+    ranked = by_suspicion(f for f in findings if f.verdict is Verdict.TUMOUR)
+    return ranked[0] if ranked else None
+
+
+def class_groups(findings: Iterable[Finding]) -> list[tuple[str, list[Finding]]]:
+    """The images called tumour grouped by the class each names, in ranking order: the
+    group of the strongest image first, each group most suspicious first."""
+    groups: dict[str, list[Finding]] = {}
+    for finding in by_suspicion(f for f in findings if f.verdict is Verdict.TUMOUR):
+        groups.setdefault(finding.predicted_class, []).append(finding)
+    return list(groups.items())
+
+
+def image_numbers(series: Series | None, findings: Sequence[Finding], most: int = 5) -> str:
+    """"image 12" or "images 3, 4, 5 and 2 more": in series order, numbered within their
+    volume."""
+    def number(finding: Finding) -> int:
+        start = series.volume_of(finding.index).start if series is not None else 0
+        return finding.index - start + 1
+
+    findings = sorted(findings, key=lambda f: f.index)
+    listed = ", ".join(str(number(f)) for f in findings[:most])
+    more = f" and {len(findings) - most} more" if len(findings) > most else ""
+    return f"{'image' if len(findings) == 1 else 'images'} {listed}{more}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,25 +182,58 @@ class SeriesVerdict:
     findings: tuple[Finding, ...]
     plane: str
     plane_source: str
+    reason_kinds: tuple[ReasonKind, ...] = ()  # one per review reason, in the same order
+
+    def __post_init__(self) -> None:
+        _check_reasons(self.review_reasons, self.reason_kinds)
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        return tuple(map(Reason, self.reason_kinds, self.review_reasons))
+
+    def has_reason(self, kind: ReasonKind) -> bool:
+        return kind in self.reason_kinds
+
+    @property
+    def strongest(self) -> Finding | None:
+        """The image the series is named by (``strongest_tumour``); None without one."""
+        return strongest_tumour(self.findings)
 
     @property
     def class_probability(self) -> float:
-        """Mean probability of ``predicted_class`` over the slices that voted for a tumour."""
-        voting = [f for f in self.findings if f.verdict is Verdict.TUMOUR] or list(self.findings)
-        if not voting or self.predicted_class not in CLASSES:
+        """p(``predicted_class``) on the strongest tumour image, the image whose p(tumour)
+        is the confidence; 0 without a tumour image."""
+        strongest = self.strongest
+        if strongest is None or self.predicted_class not in CLASSES:
             return 0.0
-        return float(np.mean([f.probabilities[self.predicted_class] for f in voting]))
+        return strongest.probabilities[self.predicted_class]
 
     @property
     def headline(self) -> str:
+        """The verdict in one line: the banner, the browser, the report and the command line
+        all print this.
+
+        A tumour series is named by its strongest image (the first the ranking lists):
+        that image's class, its p(class) and its p(tumour). When other images called tumour
+        name another class, each class is listed with its images, the strongest first.
+        """
         words = VERDICT_WORDS[self.verdict]
-        if self.verdict is Verdict.TUMOUR:
-            return (f"{words}: most likely {self.predicted_class} "
-                    f"({percent(self.class_probability)}); tumour probability "
-                    f"{percent(self.confidence)}")
         if self.verdict is Verdict.NO_TUMOUR:
             return f"{words}: p(no tumour) {percent(self.confidence)} or more on every image"
-        return words
+        groups = class_groups(self.findings)
+        if self.verdict is not Verdict.TUMOUR or not groups:
+            return words
+        tumour = f"tumour probability {percent(self.confidence)}"
+        if len(groups) == 1:
+            name, images = groups[0]
+            return (f"{words}: most likely {name} ({percent(images[0].probabilities[name])} "
+                    f"on {image_numbers(self.series, images[:1])}); {tumour}")
+        parts = []
+        for name, images in groups:
+            best = max(f.probabilities[name] for f in images)
+            bound = percent(best) if len(images) == 1 else f"up to {percent(best)}"
+            parts.append(f"{name} on {image_numbers(self.series, images)} ({bound})")
+        return f"{words}: classes disagree: {', '.join(parts)}; {tumour}"
 
     def finding_at(self, index: int) -> Finding | None:
         """The finding of slice ``index`` of the series; None where it was not assessed
@@ -137,5 +257,6 @@ class SeriesVerdict:
         return (f"decided on {names} of {len(series.volumes)} volumes; the other {rest} "
                 f"{'volume was' if rest == 1 else 'volumes were'} not assessed")
 
-    def most_suspicious(self, count: int = 3) -> list[Finding]:
-        return sorted(self.findings, key=lambda f: -f.suspicion)[:count]
+    def most_suspicious(self, count: int | None = 3) -> list[Finding]:
+        """The ``count`` most suspicious images (``by_suspicion``; None: all of them)."""
+        return by_suspicion(self.findings)[:count]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from workstation import __version__
-from workstation.analysis.findings import Finding, SeriesVerdict
+from workstation.analysis.findings import AnalysisCancelled, Finding, SeriesVerdict
 from workstation.analysis.triage import series_verdict
 from workstation.imaging.series import Problem, Series, Severity, Study
 from workstation.inspect import volume_document
@@ -23,6 +24,11 @@ class ModelSummary:
     name: str
     version: str
     sha256: str
+
+    @classmethod
+    def of(cls, engine: Any) -> ModelSummary:
+        """The model an ``analysis.engine.Engine`` runs."""
+        return cls(engine.info.name, engine.info.version, engine.info.sha256)
 
 
 @dataclass(frozen=True)
@@ -44,25 +50,62 @@ def analyse_series(series: Series, engine: Any, policy: Any,
     return series_verdict(series, predictions, policy)
 
 
+def iter_analysis(series_list: Sequence[Series], engine: Any,
+                  progress: Callable[[int, int, Series], None] | None = None,
+                  cancelled: Callable[[], bool] | None = None) -> Iterator[SeriesVerdict]:
+    """Each series' verdict in turn: the one analysis loop of the command line and the
+    window.
+
+    Parameters
+    ----------
+    series_list
+        The series to analyse, in order.
+    engine
+        An ``analysis.engine.Engine`` (or anything with its ``calibration.policy()`` and
+        ``analyse(slices, progress=, cancelled=)``).
+    progress
+        Called as ``progress(images done, images in all, series being read)``, counting the
+        images the model assesses over the whole list.
+    cancelled
+        Polled before each series and by the engine between batches.
+
+    Raises
+    ------
+    AnalysisCancelled
+        When ``cancelled()`` turns true; the verdicts yielded before stand.
+    """
+    policy = engine.calibration.policy()
+    total = sum(len(s.assessed_indices) for s in series_list)
+    done = 0
+    for series in series_list:
+        if cancelled is not None and cancelled():
+            raise AnalysisCancelled()
+
+        def step(n: int, _: int, base: int = done, series: Series = series) -> None:
+            if progress is not None:
+                progress(base + n, total, series)
+        yield analyse_series(series, engine, policy, step, cancelled)
+        done += len(series.assessed_indices)
+
+
 def triage_study(study: Study, engine: Any,
                  progress: Callable[[int, int], None] | None = None,
                  cancelled: Callable[[], bool] | None = None) -> StudyTriage:
-    """Run ``engine`` (an analysis.engine.Engine) on every series of ``study``."""
-    policy = engine.calibration.policy()
-    total = sum(len(s.assessed_indices) for s in study.series)
-    done = 0
-    verdicts = []
-    seconds = 0.0
-    for series in study.series:
-        def step(n: int, _: int, base: int = done) -> None:
-            if progress is not None:
-                progress(base + n, total)
-        verdicts.append(analyse_series(series, engine, policy, step, cancelled))
-        seconds += engine.last_seconds
-        done += len(series.assessed_indices)
-    info = engine.info
-    return StudyTriage(study, tuple(verdicts), ModelSummary(info.name, info.version, info.sha256),
-                       engine.device, seconds)
+    """Run ``engine`` (an analysis.engine.Engine) on every series of ``study``
+    (``iter_analysis``); ``seconds`` is the time the analysis took."""
+    def step(done: int, total: int, _: Series) -> None:
+        if progress is not None:
+            progress(done, total)
+
+    started = time.perf_counter()
+    verdicts = tuple(iter_analysis(study.series, engine, step, cancelled))
+    return StudyTriage(study, verdicts, ModelSummary.of(engine), engine.device,
+                       time.perf_counter() - started)
+
+
+# the ``schema`` key of the triage document (workstation/schemas/triage.schema.json); 2: the
+# key itself, assessed_on and the volumes of each series, the volume of each image
+TRIAGE_SCHEMA_VERSION = 2
 
 
 def _round(value: float) -> float:
@@ -107,9 +150,11 @@ def verdict_document(verdict: SeriesVerdict) -> dict[str, Any]:
 
 
 def triage_document(result: StudyTriage) -> dict[str, Any]:
-    """The documented ``workstation triage --json`` schema (README)."""
+    """The ``workstation triage --json`` document, as workstation/schemas/triage.schema.json
+    lays it out (README)."""
     errors = [p for p in result.study.problems if p.severity is Severity.ERROR]
     return {
+        "schema": TRIAGE_SCHEMA_VERSION,
         "software_version": __version__,
         "model": {"name": result.model.name, "version": result.model.version,
                   "sha256": result.model.sha256},

@@ -14,8 +14,18 @@ import torch
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+from workstation.analysis.findings import CLASSES, TUMOUR_CLASSES, Finding
 from workstation.analysis.network import ClassLogits
 from workstation.analysis.preprocess import mask_to_image, prepare
+
+
+def gradcam_target(finding: Finding) -> int:
+    """The class to explain for a finding (its index in ``CLASSES``): the class it names;
+    on an image called no tumour, the tumour class it finds most likely, since "where it
+    looked for no tumour" shows nothing a reader can check."""
+    if finding.predicted_class in TUMOUR_CLASSES:
+        return CLASSES.index(finding.predicted_class)
+    return CLASSES.index(max(TUMOUR_CLASSES, key=finding.probabilities.__getitem__))
 
 
 def gradcam(engine: Any, image: npt.NDArray[np.floating], class_index: int
@@ -28,3 +38,9 @@ def gradcam(engine: Any, image: npt.NDArray[np.floating], class_index: int
     with GradCAM(model=model, target_layers=[net.backbone.conv_head]) as cam:
         heat = cam(input_tensor=batch, targets=[ClassifierOutputTarget(class_index)])[0]
     return mask_to_image(np.asarray(heat, dtype=np.float32), prepared.crop)
+
+
+def explain(engine: Any, image: npt.NDArray[np.floating], finding: Finding
+            ) -> npt.NDArray[np.float32]:
+    """Grad-CAM of ``image`` for the class ``gradcam_target`` chooses for its finding."""
+    return gradcam(engine, image, gradcam_target(finding))

@@ -22,12 +22,14 @@ import numpy.typing as npt
 from workstation.analysis.findings import (
     CLASSES,
     PLANES,
-    REGION_REASON,
-    TUMOUR_CLASSES,
     Finding,
+    Reason,
+    ReasonKind,
     SeriesVerdict,
     Verdict,
+    image_numbers,
     percent,
+    strongest_tumour,
 )
 from workstation.analysis.preprocess import INPUT_SIZE
 from workstation.imaging.series import PlaneSource, Series
@@ -38,6 +40,9 @@ MIN_FOREGROUND = 0.03  # below this share of non-background pixels a slice is bl
 # a slice whose bright end is this far below the series' is outside the head (empty tile)
 EMPTY_LEVEL = 0.12
 EMPTY_REASON = "no tissue in this image (outside the head or an empty tile)"
+# why a confident no-tumour call goes to review anyway
+REGION_REASON = ("called no tumour, but the suspect-region map outlines an area: the class "
+                 "and region heads disagree")
 CONFIDENT_SINGLE_TUMOUR_SLICE = 0.8
 # one brain slice is near square (matrices 256x256 to 512x288; BraTS' 240x155 is the
 # longest in the training data, 1.55:1); a picture longer than this is a montage of several
@@ -77,14 +82,15 @@ class Policy:
     reference_ood_threshold: float = float("inf")
 
 
-def metadata_problem(series: Series) -> str | None:
+def metadata_problem(series: Series) -> Reason | None:
     """Why the DICOM header says this is not a brain MRI, or None."""
     modality = (series.info.modality or "").upper()
     if modality and modality != "MR":
-        return f"not an MR image (modality {modality})"
+        return Reason(ReasonKind.NOT_MR, f"not an MR image (modality {modality})")
     body_part = (series.info.body_part_examined or "").upper().replace(" ", "")
     if body_part and body_part not in BRAIN_BODY_PARTS:
-        return f"body part '{series.info.body_part_examined}' is not the brain"
+        return Reason(ReasonKind.BODY_PART,
+                      f"body part '{series.info.body_part_examined}' is not the brain")
     return None
 
 
@@ -126,38 +132,23 @@ def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
     predicted = max(probabilities, key=probabilities.__getitem__)
     mask = np.asarray(prediction.mask, dtype=np.float32)
     region = mask >= MASK_THRESHOLD
-    reasons: list[str] = []
-    if empty:
+    reason = _refusal(prediction, policy, empty)
+    if reason is not None:
         verdict = Verdict.CANNOT_ASSESS
-        reasons.append(EMPTY_REASON)
-    elif prediction.foreground_fraction < MIN_FOREGROUND:
-        verdict = Verdict.CANNOT_ASSESS
-        reasons.append("the image is blank or almost empty")
-    elif _aspect_ratio(prediction.mask.shape) > MAX_ASPECT_RATIO:
-        verdict = Verdict.CANNOT_ASSESS
-        rows, cols = prediction.mask.shape[:2]
-        reasons.append(f"the picture is {cols} x {rows} pixels, too long and narrow for one "
-                       "brain slice (a montage of slices or a whole-body image)")
-    elif prediction.ct_score > policy.ct_threshold:
-        verdict = Verdict.CANNOT_ASSESS
-        reasons.append("looks like a CT image, not MRI")
-    elif (prediction.ood_score > policy.ood_threshold
-          or prediction.reference_ood_score > policy.reference_ood_threshold):
-        verdict = Verdict.CANNOT_ASSESS
-        reasons.append("does not look like the brain MRI the model was trained on")
     elif predicted != "no_tumour":
         verdict = Verdict.TUMOUR
     elif probabilities["no_tumour"] < policy.review_threshold:
         verdict = Verdict.REVIEW
         shown, needed = distinct_decimals(probabilities["no_tumour"], policy.review_threshold)
-        reasons.append(
-            f"low-confidence no-tumour call (p = {shown}, below the {needed} needed to clear it)")
+        reason = Reason(ReasonKind.LOW_CONFIDENCE, f"low-confidence no-tumour call (p = {shown}, "
+                        f"below the {needed} needed to clear it)")
     elif region.any():
         # the two heads disagree: a slice with a suspect region outlined is never cleared
         verdict = Verdict.REVIEW
-        reasons.append(REGION_REASON)
+        reason = Reason(ReasonKind.REGION_DISAGREES, REGION_REASON)
     else:
         verdict = Verdict.NO_TUMOUR
+    reasons = [reason] if reason is not None else []
     peak = None
     if verdict is not Verdict.CANNOT_ASSESS and mask.size:
         peak = peak_of(mask)
@@ -165,12 +156,32 @@ def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
         index=index, file=file, probabilities=probabilities, predicted_class=predicted,
         verdict=verdict,
         plane=dicom_plane or max(plane_probabilities, key=plane_probabilities.__getitem__),
-        plane_probabilities=plane_probabilities, review_reasons=tuple(reasons),
-        ood_score=float(prediction.ood_score),
+        plane_probabilities=plane_probabilities, review_reasons=tuple(r.text for r in reasons),
+        reason_kinds=tuple(r.kind for r in reasons), ood_score=float(prediction.ood_score),
         reference_ood_score=float(prediction.reference_ood_score), mask=mask,
         mask_area_px=int(region.sum()) if verdict is not Verdict.CANNOT_ASSESS else 0,
         peak=peak,
     )
+
+
+def _refusal(prediction: Prediction, policy: Policy, empty: bool) -> Reason | None:
+    """Why the model cannot assess this image, or None."""
+    if empty:
+        return Reason(ReasonKind.EMPTY, EMPTY_REASON)
+    if prediction.foreground_fraction < MIN_FOREGROUND:
+        return Reason(ReasonKind.BLANK, "the image is blank or almost empty")
+    if _aspect_ratio(prediction.mask.shape) > MAX_ASPECT_RATIO:
+        rows, cols = prediction.mask.shape[:2]
+        return Reason(ReasonKind.TOO_LONG, f"the picture is {cols} x {rows} pixels, too long "
+                      "and narrow for one brain slice (a montage of slices or a whole-body "
+                      "image)")
+    if prediction.ct_score > policy.ct_threshold:
+        return Reason(ReasonKind.CT, "looks like a CT image, not MRI")
+    if (prediction.ood_score > policy.ood_threshold
+            or prediction.reference_ood_score > policy.reference_ood_threshold):
+        return Reason(ReasonKind.NOT_BRAIN,
+                      "does not look like the brain MRI the model was trained on")
+    return None
 
 
 def peak_of(mask: npt.NDArray[np.float32], smoothing: float = PEAK_SMOOTHING_PX
@@ -210,78 +221,85 @@ def series_verdict(series: Series, predictions: Sequence[Prediction], policy: Po
         slice_finding(i, series.slices[i].source, p, policy, dicom_plane, empties[n])
         for n, (i, p) in enumerate(zip(indices, predictions, strict=True)))
     plane, plane_source = _series_plane(series, findings)
+
+    def verdict_of(verdict: Verdict, predicted: str, confidence: float,
+                   reasons: Sequence[Reason]) -> SeriesVerdict:
+        return SeriesVerdict(series, verdict, predicted, confidence,
+                             tuple(r.text for r in reasons), findings, plane, plane_source,
+                             tuple(r.kind for r in reasons))
+
     header_problem = metadata_problem(series)
     if header_problem is not None:
-        return SeriesVerdict(series, Verdict.CANNOT_ASSESS, "", 0.0, (header_problem,),
-                             findings, plane, plane_source)
+        return verdict_of(Verdict.CANNOT_ASSESS, "", 0.0, [header_problem])
     if not series.assessed_volumes:
         count = len(series.volumes)
-        return SeriesVerdict(series, Verdict.CANNOT_ASSESS, "", 0.0, (
-            "not assessed: no anatomical image in this series (its "
+        return verdict_of(Verdict.CANNOT_ASSESS, "", 0.0, [Reason(
+            ReasonKind.NO_ANATOMICAL, "not assessed: no anatomical image in this series (its "
             f"{'volume is' if count == 1 else f'{count} volumes are'} phase, field-map or "
-            "other derived images)",), findings, plane, plane_source)
-    verdict, predicted, confidence, reasons = decide(findings, series)
-    return SeriesVerdict(series, verdict, predicted, confidence, tuple(reasons), findings,
-                         plane, plane_source)
+            "other derived images)")])
+    return verdict_of(*decide(findings, series))
 
 
 def decide(findings: Sequence[Finding], series: Series | None = None
-           ) -> tuple[Verdict, str, float, list[str]]:
+           ) -> tuple[Verdict, str, float, list[Reason]]:
     """Series verdict from slice findings: (verdict, class, confidence, reasons).
 
+    A tumour is named by its strongest image (``strongest_tumour``): its class, and its
+    p(tumour) as the confidence, so the headline quotes one image's numbers.
     With ``series``, images are named as the user finds them (image of its volume)."""
     def image(finding: Finding) -> str:
         if series is None:
             return f"image {finding.index + 1}"
         return series.image_words(finding.index)
 
-    def number(finding: Finding) -> int:  # the image's number within its volume
-        start = series.volume_of(finding.index).start if series is not None else 0
-        return finding.index - start + 1
+    def cannot(kind: ReasonKind, text: str) -> tuple[Verdict, str, float, list[Reason]]:
+        return Verdict.CANNOT_ASSESS, "", 0.0, [Reason(kind, text)]
 
     if not findings:
-        return Verdict.CANNOT_ASSESS, "", 0.0, ["the series holds no images"]
-    with_tissue = [f for f in findings if EMPTY_REASON not in f.review_reasons]
-    if not with_tissue:
-        return Verdict.CANNOT_ASSESS, "", 0.0, ["no image shows tissue"]
-    findings = with_tissue
+        return cannot(ReasonKind.NO_IMAGES, "the series holds no images")
+    findings = [f for f in findings if not f.has_reason(ReasonKind.EMPTY)]
+    if not findings:
+        return cannot(ReasonKind.NO_TISSUE, "no image shows tissue")
     by_verdict: dict[Verdict, list[Finding]] = {v: [] for v in Verdict}
     for finding in findings:
         by_verdict[finding.verdict].append(finding)
     unassessable = by_verdict[Verdict.CANNOT_ASSESS]
     if len(unassessable) * 2 > len(findings):
-        causes = sorted({r for f in unassessable for r in f.review_reasons})
-        return Verdict.CANNOT_ASSESS, "", 0.0, [
-            f"{len(unassessable)} of {len(findings)} images: {', '.join(causes)}"]
+        causes = sorted({r.text for f in unassessable for r in f.reasons})
+        return cannot(ReasonKind.MOSTLY_UNASSESSABLE,
+                      f"{len(unassessable)} of {len(findings)} images: {', '.join(causes)}")
     tumour = by_verdict[Verdict.TUMOUR]
-    reasons: list[str] = []
+    reasons: list[Reason] = []
     predicted = "no_tumour"
-    if tumour:
-        scores = np.mean([[f.probabilities[c] for c in TUMOUR_CLASSES] for f in tumour], axis=0)
-        predicted = TUMOUR_CLASSES[int(np.argmax(scores))]
-        strongest = max(tumour, key=lambda f: f.tumour_probability)
+    strongest = strongest_tumour(tumour)
+    if strongest is not None:
+        predicted = strongest.predicted_class
         confidence = strongest.tumour_probability
         if len(tumour) >= 2 or confidence >= CONFIDENT_SINGLE_TUMOUR_SLICE:
             return Verdict.TUMOUR, predicted, confidence, reasons
-        reasons.append(f"one image suggests a tumour ({predicted}, {image(strongest)}, "
-                       f"{percent(confidence)}) and the others do not")
+        reasons.append(Reason(ReasonKind.SINGLE_TUMOUR_IMAGE, (
+            f"one image suggests a tumour ({predicted}, {image(strongest)}, "
+            f"{percent(confidence)}) and the others do not")))
     disagree = [f for f in by_verdict[Verdict.REVIEW] if f.heads_disagree]
     low = [f for f in by_verdict[Verdict.REVIEW] if not f.heads_disagree]
     if low:
         weakest = min(low, key=lambda f: f.probabilities["no_tumour"])
         calls = ("is a low-confidence no-tumour call" if len(low) == 1
                  else "are low-confidence no-tumour calls")
-        reasons.append(f"{len(low)} of {len(findings)} images {calls} (lowest p = "
-                       f"{weakest.probabilities['no_tumour']:.3f}, {image(weakest)})")
+        reasons.append(Reason(ReasonKind.LOW_CONFIDENCE, (
+            f"{len(low)} of {len(findings)} images {calls} (lowest p = "
+            f"{weakest.probabilities['no_tumour']:.3f}, {image(weakest)})")))
     if disagree:
-        listed = ", ".join(str(number(f)) for f in disagree[:5])
-        more = f" and {len(disagree) - 5} more" if len(disagree) > 5 else ""
-        called = ("is called no tumour but shows an outlined suspect region (image"
+        called = ("is called no tumour but shows an outlined suspect region"
                   if len(disagree) == 1
-                  else "are called no tumour but show an outlined suspect region (images")
-        reasons.append(f"{len(disagree)} of {len(findings)} images {called} {listed}{more})")
+                  else "are called no tumour but show an outlined suspect region")
+        reasons.append(Reason(ReasonKind.REGION_DISAGREES, (
+            f"{len(disagree)} of {len(findings)} images {called} "
+            f"({image_numbers(series, disagree)})")))
     if unassessable:
-        reasons.append(f"{len(unassessable)} of {len(findings)} images could not be assessed")
+        reasons.append(Reason(ReasonKind.SOME_UNASSESSABLE,
+                              f"{len(unassessable)} of {len(findings)} images could not be "
+                              "assessed"))
     if reasons:
         cleared = [f.probabilities["no_tumour"] for f in findings
                    if f.verdict is not Verdict.CANNOT_ASSESS]

@@ -46,7 +46,7 @@ def run_triage(args: argparse.Namespace) -> int:
         for verdict in result.verdicts:
             lines.append(f"- {verdict.series.description} ({len(verdict.findings)} images, "
                          f"{verdict.plane} from {verdict.plane_source}): {verdict.headline}")
-            lines.extend(f"    reason: {r}" for r in verdict.review_reasons)
+            lines.extend(f"    reason: {r.text}" for r in verdict.reasons)
             if verdict.assessed_on is not None:
                 lines.append(f"    volumes: {verdict.assessed_on}")
         errors = [p for p in study.problems if p.severity is Severity.ERROR]

@@ -11,6 +11,12 @@ STARTED = time.perf_counter()
 
 
 def run_gui(paths: Sequence[str], measure: bool = False, started: float | None = None) -> int:
+    from workstation.gui.platform_check import ensure_platform
+
+    # Qt aborts with a core dump when its display plugin cannot load: say why, exit 2
+    status = ensure_platform(measure=measure)
+    if status is not None:
+        return status
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -37,7 +43,7 @@ def _measure(app: object, window: object, paths: Sequence[str], shown: float,
 
     def beat() -> None:
         now = time.perf_counter()
-        if window.analysing:  # type: ignore[attr-defined]
+        if window.session.analysing:  # type: ignore[attr-defined]
             gaps.append(now - last[0])
         last[0] = now
 
@@ -46,8 +52,9 @@ def _measure(app: object, window: object, paths: Sequence[str], shown: float,
     heartbeat.start(20)
 
     def done() -> None:
-        busy = window.analysing or window.tasks  # type: ignore[attr-defined]
-        if paths and (busy or not window.verdicts):  # type: ignore[attr-defined]
+        session = window.session  # type: ignore[attr-defined]
+        busy = session.analysing or window.runner.tasks  # type: ignore[attr-defined]
+        if paths and (busy or not session.verdicts):
             timer_type.singleShot(100, done)
             return
         timings = window.timings  # type: ignore[attr-defined]

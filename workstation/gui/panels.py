@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 
 import numpy as np
+import numpy.typing as npt
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
@@ -26,7 +27,10 @@ from PySide6.QtWidgets import (
 )
 
 from workstation.analysis.findings import CLASSES, Finding, SeriesVerdict, Verdict, percent
+from workstation.gui.viewer import pixel_aspect
+from workstation.imaging.pixels import slice_image, to_8bit
 from workstation.imaging.series import Series, Volume
+from workstation.session import shown_volume
 from workstation.store.readings import Reading
 
 BADGE = {
@@ -43,22 +47,27 @@ TINT = {Verdict.TUMOUR: "#f3c6cb", Verdict.REVIEW: "#fbe9a6", Verdict.CANNOT_ASS
 TOOLTIP_VOLUMES = 16  # volumes listed one a line in a series' tooltip; then "and N more"
 
 
-def shown_volume(series: Series) -> Volume:
-    """The volume a series is represented by: the one the model reads, else the first."""
-    return (series.assessed_volumes or series.volumes)[0]
+def thumbnail_pixels(series: Series) -> npt.NDArray[np.uint8] | None:
+    """The 8-bit grey image a series' thumbnail shows: the middle image of its shown volume
+    at the file's window, through the viewer's display function (same polarity)."""
+    if not series.slices:
+        return None
+    volume = shown_volume(series)
+    return to_8bit(slice_image(series.slices[volume.start + volume.count // 2]))
 
 
 def thumbnail(series: Series, size: int = 72) -> QIcon:
-    if not series.slices:
+    pixels = thumbnail_pixels(series)
+    if pixels is None:
         return QIcon()
-    volume = shown_volume(series)
-    image = np.asarray(series.slices[volume.start + volume.count // 2].image)
-    pixels = np.ascontiguousarray((np.clip(image, 0, 1) * 255).astype(np.uint8))
     rows, cols = pixels.shape
     qimage = QImage(pixels.data, cols, rows, cols, QImage.Format.Format_Grayscale8).copy()
+    # at the image's physical proportions, as the viewer paints it
+    width, height = float(cols), rows * pixel_aspect(series)
+    scale = size / max(width, height)
     return QIcon(QPixmap.fromImage(qimage).scaled(
-        size, size, Qt.AspectRatioMode.KeepAspectRatio,
-        Qt.TransformationMode.SmoothTransformation))
+        max(1, round(width * scale)), max(1, round(height * scale)),
+        Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation))
 
 
 def series_text(series: Series, verdict: SeriesVerdict | None) -> str:
@@ -169,7 +178,7 @@ class VerdictBanner(QLabel):
         _, background, ink = BADGE[verdict.verdict]
         lines = [verdict.headline.upper() if verdict.verdict is Verdict.REVIEW
                  else verdict.headline]
-        lines += [f"- {reason}" for reason in verdict.review_reasons]
+        lines += [f"- {reason.text}" for reason in verdict.reasons]
         note = _capital(verdict.assessed_on) if verdict.assessed_on else ""
         self.show_text("\n".join(lines), background, ink, note)
 
@@ -208,6 +217,16 @@ class FindingsPanel(QWidget):
         layout.addWidget(QLabel("Images by suspicion (click to jump, N = next):"))
         layout.addWidget(self.suspicious, stretch=1)
 
+    def show_image(self, series: Series | None, index: int, finding: Finding | None) -> None:
+        """Image ``index`` of ``series`` and the model's ``finding`` on it (None: not
+        analysed yet, or not assessed, said with its volume's reason)."""
+        if series is None or not series.slices:
+            self.show_finding(None, 0)
+            return
+        volume = series.volume_of(index)
+        self.show_finding(finding, volume.count, series.image_words(index),
+                          None if volume.assessed else volume_state(volume))
+
     def show_finding(self, finding: Finding | None, count: int, image_words: str | None = None,
                      not_assessed: str | None = None) -> None:
         """The model's reading of the shown image. ``image_words`` names it ("image 5 of 40,
@@ -241,14 +260,18 @@ class FindingsPanel(QWidget):
         if verdict is None:
             return
         series = verdict.series
-        for finding in sorted(verdict.findings, key=lambda f: -f.suspicion):
+        for finding in verdict.most_suspicious(None):
             volume = series.volume_of(finding.index)
             where = f"Image {finding.index - volume.start + 1}"
             if series.is_multi_volume:
                 where += f", volume {volume.index + 1}"
+            # a tumour image names its class, as the verdict's headline does
+            called = finding.verdict.value.replace("_", " ")
+            if finding.verdict is Verdict.TUMOUR:
+                name = finding.predicted_class
+                called += f" ({name} {percent(finding.probabilities[name])})"
             item = QListWidgetItem(
-                f"{where}: p(tumour) {percent(finding.tumour_probability)}, "
-                f"{finding.verdict.value.replace('_', ' ')}")
+                f"{where}: p(tumour) {percent(finding.tumour_probability)}, {called}")
             item.setData(Qt.ItemDataRole.UserRole, finding.index)
             self.suspicious.addItem(item)
 

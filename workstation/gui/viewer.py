@@ -2,7 +2,10 @@
 
 Mouse: wheel = next/previous slice, Ctrl+wheel = zoom, left drag = window/level,
 right or middle drag = pan, double-click = fit. The image is windowed from the slice's
-modality values, so re-windowing never re-reads the file.
+modality values, so re-windowing never re-reads the file, through the one display function
+``imaging.pixels.slice_image`` (VOI LUT Function, VOI LUT, MONOCHROME1 inversion) that made
+the slice's ``image``: what is shown at the file's window is what the model read and what the
+report prints. ``displayed`` holds the 8-bit grey image painted.
 
 A series of several volumes (diffusion directions, echoes, magnitude/phase, time points) is
 read one volume at a time: scrolling moves through the positions of the shown volume, and
@@ -20,9 +23,11 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
+    QFontMetrics,
     QImage,
     QMouseEvent,
     QPainter,
+    QPainterPath,
     QPaintEvent,
     QPen,
     QWheelEvent,
@@ -30,10 +35,53 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from workstation.imaging.geometry import direction_letters
+from workstation.imaging.pixels import pixel_aspect as spacing_aspect
+from workstation.imaging.pixels import slice_image, to_8bit
 from workstation.imaging.series import Series, Slice, Volume, Window
 from workstation.reporting.images import outline
 
 MASK_COLOUR = QColor(255, 200, 0)
+LETTER_COLOUR = QColor(255, 255, 120)
+DRAG_PIXELS_PER_WIDTH = 200.0  # a drag this long changes the level (or width) by one width
+DRAG_START = 3  # pixels the mouse moves before a left-button drag changes the window
+
+
+def letter_font() -> QFont:
+    return QFont("Sans", 12, QFont.Weight.Bold)
+
+
+def dragged_window(start: Window, dx: float, dy: float) -> Window:
+    """The window after a left-button drag of (dx, dy) pixels from ``start``: down raises
+    the level, right widens the window, by ``width / 200`` modality units a pixel. The
+    window keeps its VOI LUT Function (a drag from the file's VOI LUT is read as the exact
+    window of the LUT's input range)."""
+    linear = start.function == "LINEAR"
+    scale = (max(start.width, 1.0) if linear else start.width) / DRAG_PIXELS_PER_WIDTH
+    narrowest = 1.0 if linear else start.width / DRAG_PIXELS_PER_WIDTH
+    return Window(center=start.center + dy * scale,
+                  width=max(narrowest, start.width + dx * scale),
+                  source="user", function=start.function)
+
+
+def pixel_aspect(series: Series | None) -> float:
+    """Height over width of one pixel as painted, from the series' Pixel Spacing."""
+    return spacing_aspect(series.info.pixel_spacing if series is not None else None)
+
+
+def outlined_text(painter: QPainter, where: QPointF, text: str, font: QFont,
+                  colour: QColor) -> None:
+    """``text`` from baseline point ``where``, filled with ``colour`` inside a black rim,
+    so it stays readable on white (MONOCHROME1, inverted) as on black."""
+    path = QPainterPath()
+    path.addText(where, font, text)
+    painter.strokePath(path, QPen(QColor(0, 0, 0), 3.0))
+    painter.fillPath(path, colour)
+
+
+def _number(value: float) -> str:
+    """A window value as the corner shows it: whole units, or 3 significant digits for a
+    window narrower than that (float data)."""
+    return f"{value:.0f}" if abs(value) >= 10 or value == round(value) else f"{value:.3g}"
 
 
 @dataclass
@@ -44,15 +92,6 @@ class Overlays:
     show_gradcam: bool = False
     style: str = "outline"  # outline | fill
     opacity: float = 0.45
-
-
-def window_image(raw: npt.NDArray[np.float32], window: Window, inverted: bool
-                 ) -> npt.NDArray[np.uint8]:
-    low = window.center - window.width / 2
-    out = np.clip((raw - low) / max(window.width, 1e-6), 0, 1)
-    if inverted:
-        out = 1 - out
-    return np.ascontiguousarray((out * 255).astype(np.uint8))
 
 
 def _grey_qimage(pixels: npt.NDArray[np.uint8]) -> QImage:
@@ -108,6 +147,7 @@ class SliceView(QWidget):
         self.pan = QPointF(0, 0)
         self.overlays = Overlays()
         self._image: QImage | None = None
+        self.displayed: npt.NDArray[np.uint8] | None = None  # the grey image painted
         self._overlay_images: list[QImage] = []
         self._drag: tuple[str, QPointF, Window | None, QPointF] | None = None
         self._windows: dict[int, Window] = {}  # the display window of each volume shown
@@ -211,10 +251,11 @@ class SliceView(QWidget):
     def _refresh(self) -> None:
         current = self.current
         if current is None or self.display_window is None:
-            self._image = None
+            self._image = self.displayed = None
         else:
-            self._image = _grey_qimage(window_image(np.asarray(current.raw), self.display_window,
-                                                    self.inverted))
+            self.displayed = to_8bit(slice_image(current, self.display_window,
+                                                 inverted=self.inverted))
+            self._image = _grey_qimage(self.displayed)
         self._refresh_overlays()
         self.update()
 
@@ -229,9 +270,12 @@ class SliceView(QWidget):
 
     # ---------------------------------------------------------------------- geometry
     def image_rect(self) -> QRectF:
+        """Where the image is painted: fitted to the view at its physical proportions
+        (Pixel Spacing: a 0.9 x 2.4 mm pixel is painted 2.7 times as tall as wide)."""
         if self._image is None:
             return QRectF()
-        width, height = self._image.width(), self._image.height()
+        width = float(self._image.width())
+        height = self._image.height() * pixel_aspect(self.series)
         scale = min(self.width() / width, self.height() / height) * self.zoom
         w, h = width * scale, height * scale
         return QRectF((self.width() - w) / 2 + self.pan.x(), (self.height() - h) / 2 + self.pan.y(),
@@ -257,37 +301,76 @@ class SliceView(QWidget):
         rect = self.image_rect()
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 2)
         painter.drawImage(rect, self._image)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         for overlay in self._overlay_images:
             painter.drawImage(rect, overlay)
         self._paint_letters(painter, rect)
         self._paint_corner(painter)
 
-    def _paint_letters(self, painter: QPainter, rect: QRectF) -> None:
+    def orientation_letters(self) -> dict[str, str] | None:
+        """The patient directions the shown image's edges face ("left", "right", "top",
+        "bottom" -> e.g. "R", "L", "H", "F"), from its Image Orientation (Patient); None
+        when the slice has no orientation."""
         current = self.current
         if current is None or current.orientation is None:
-            return
+            return None
         row_dir, col_dir = current.orientation[:3], current.orientation[3:]
-        right, down = direction_letters(row_dir), direction_letters(col_dir)
-        left = direction_letters([-v for v in row_dir])
-        up = direction_letters([-v for v in col_dir])
-        painter.setPen(QColor(255, 255, 120))
-        painter.setFont(QFont("Sans", 12, QFont.Weight.Bold))
-        c = rect.center()
-        painter.drawText(QPointF(max(rect.left(), 0) + 6, c.y()), left)
-        painter.drawText(QPointF(min(rect.right(), self.width()) - 22, c.y()), right)
-        painter.drawText(QPointF(c.x() - 6, max(rect.top(), 0) + 18), up)
-        # above the image counter line, which runs along the bottom edge
-        painter.drawText(QPointF(c.x() - 6, min(rect.bottom(), self.height() - 22) - 6), down)
+        return {"left": direction_letters([-v for v in row_dir]),
+                "right": direction_letters(row_dir),
+                "top": direction_letters([-v for v in col_dir]),
+                "bottom": direction_letters(col_dir)}
+
+    def letter_positions(self) -> list[tuple[str, str, QPointF]]:
+        """(edge, letters, baseline start) of each orientation letter painted: at the
+        middle of each edge of the image, kept inside the view."""
+        letters = self.orientation_letters()
+        rect = self.image_rect()
+        if letters is None or rect.isEmpty():
+            return []
+        metrics = QFontMetrics(letter_font())
+        # the middle of each edge, or of the view where the image is panned past it
+        c = QPointF(min(max(rect.center().x(), 24.0), self.width() - 24.0),
+                    min(max(rect.center().y(), 24.0), self.height() - 24.0))
+        half = metrics.capHeight() / 2
+        left, right = max(rect.left(), 0.0) + 6, min(rect.right(), float(self.width())) - 6
+        top, bottom = max(rect.top(), 0.0) + 6, min(rect.bottom(), self.height() - 22.0) - 6
+        return [
+            ("left", letters["left"], QPointF(left, c.y() + half)),
+            ("right", letters["right"],
+             QPointF(right - metrics.horizontalAdvance(letters["right"]), c.y() + half)),
+            ("top", letters["top"],
+             QPointF(c.x() - metrics.horizontalAdvance(letters["top"]) / 2,
+                     top + metrics.capHeight())),
+            # above the image counter line, which runs along the bottom edge
+            ("bottom", letters["bottom"],
+             QPointF(c.x() - metrics.horizontalAdvance(letters["bottom"]) / 2, bottom)),
+        ]
+
+    def _paint_letters(self, painter: QPainter, rect: QRectF) -> None:
+        font = letter_font()
+        for _, letters, where in self.letter_positions():
+            outlined_text(painter, where, letters, font, LETTER_COLOUR)
 
     def _paint_corner(self, painter: QPainter) -> None:
         if self.series is None or self.display_window is None:
             return
-        painter.setPen(QPen(QColor(230, 230, 230)))
-        painter.setFont(QFont("Sans", 10))
-        text = (f"{self.image_words()}   "
-                f"W {self.display_window.width:.0f}  L {self.display_window.center:.0f}"
-                + ("   inverted" if self.inverted else "") + f"   zoom {self.zoom:.1f}x")
-        painter.drawText(8, self.height() - 8, text)
+        outlined_text(painter, QPointF(8, self.height() - 8), self.corner_words(),
+                      QFont("Sans", 10), QColor(230, 230, 230))
+
+    def corner_words(self) -> str:
+        """The line along the bottom: image counter, window (or the file's VOI LUT),
+        invert, zoom."""
+        window = self.display_window
+        if self.series is None or window is None:
+            return ""
+        if window.lut is not None:
+            voi = f"VOI LUT ({window.lut.explanation})" if window.lut.explanation else "VOI LUT"
+        else:
+            voi = f"W {_number(window.width)}  L {_number(window.center)}"
+            if window.function != "LINEAR":
+                voi += f" ({window.function.lower().replace('_', ' ')})"
+        return (f"{self.image_words()}   {voi}" + ("   inverted" if self.inverted else "")
+                + f"   zoom {self.zoom:.1f}x")
 
     def image_words(self) -> str:
         """The image counter: "Image 5 / 40", and for a series of several volumes
@@ -329,11 +412,15 @@ class SliceView(QWidget):
             if mode == "pan":
                 self.pan = pan + delta
                 self.update()
-            elif window is not None:
-                scale = max(window.width, 1.0) / 200.0
-                self.set_window(Window(center=window.center + delta.y() * scale,
-                                       width=max(1.0, window.width + delta.x() * scale),
-                                       source="user"))
+            elif window is not None and (self.display_window is not window
+                                         or abs(delta.x()) + abs(delta.y()) >= DRAG_START):
+                # a click that hardly moves keeps the window (and the file's VOI LUT)
+                # down darkens what is shown, whichever the polarity: a MONOCHROME1 image
+                # (or one the user inverted) lowers its level instead
+                current = self.current
+                flip = current is not None and current.monochrome1 != self.inverted
+                self.set_window(dragged_window(window, delta.x(),
+                                               -delta.y() if flip else delta.y()))
         self._report_hover(event.position())
 
     def _report_hover(self, point: QPointF) -> None:

@@ -1,23 +1,29 @@
 """Background work with signals: loading a study, analysing it, Grad-CAM for one slice.
 
 Each task runs on the global QThreadPool; results come back through queued signals, so
-widgets are only touched on the GUI thread. Cancelling sets a flag the task polls.
+widgets are only touched on the GUI thread. Cancelling sets a flag the task polls; a task
+cancelled ends with the ``cancelled`` signal (never ``finished`` or ``failed``), whether its
+work stopped early (``AnalysisCancelled``) or not.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from workstation.analysis.findings import AnalysisCancelled
 
 
 class TaskSignals(QObject):
     item = Signal(object)  # a loaded Series/Problem, or an analysed SeriesVerdict
     progress = Signal(int, int, str)  # done, total, what is happening
     finished = Signal(object)  # the task's final value
+    cancelled = Signal()  # the user cancelled: no final value
     failed = Signal(str)  # plain-words reason
 
 
@@ -47,18 +53,66 @@ class Task(QRunnable):
     def run(self) -> None:
         try:
             value = self._work(self)
+        except AnalysisCancelled:
+            self.signals.cancelled.emit()
+            return
         except Exception as exc:  # reported to the user in words; details on stderr
             traceback.print_exc()
-            self.signals.failed.emit(_plain(exc))
+            self.signals.failed.emit(str(exc) or type(exc).__name__)
             return
-        self.signals.finished.emit(value)
+        if self.cancelled:
+            self.signals.cancelled.emit()
+        else:
+            self.signals.finished.emit(value)
 
 
-def _plain(exc: BaseException) -> str:
-    name = type(exc).__name__
-    if name == "AnalysisCancelled":
-        return "analysis cancelled"
-    return str(exc) or name
+Handler = Callable[..., None]
+
+
+class TaskRunner(QObject):
+    """The window's running tasks: started on the pool, cancelled together, and heard only
+    while the study they were started for is open (a task of a study replaced by another
+    is cancelled, and what it still reports is dropped)."""
+
+    busy = Signal(bool)  # True when a task starts with none running; False when none is left
+
+    def __init__(self, pool: QThreadPool | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.pool = pool or QThreadPool.globalInstance()
+        self.tasks: list[Task] = []
+
+    def start(self, task: Task, live: Callable[[], bool], *, item: Handler | None = None,
+              progress: Handler | None = None, finished: Handler | None = None,
+              cancelled: Handler | None = None, failed: Handler | None = None) -> None:
+        """Run ``task``; each handler runs on the GUI thread, and only while ``live()``."""
+        def heard(handler: Handler | None, ends: bool = False) -> Handler:
+            def call(*args: object) -> None:
+                if ends:
+                    self._ended(task)
+                if handler is not None and live():
+                    handler(*args)
+            return call
+
+        signals = task.signals
+        signals.item.connect(heard(item))
+        signals.progress.connect(heard(progress))
+        signals.finished.connect(heard(finished, ends=True))
+        signals.cancelled.connect(heard(cancelled, ends=True))
+        signals.failed.connect(heard(failed, ends=True))
+        self.tasks.append(task)
+        if len(self.tasks) == 1:
+            self.busy.emit(True)
+        self.pool.start(task)
+
+    def cancel(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+
+    def _ended(self, task: Task) -> None:
+        if task in self.tasks:
+            self.tasks.remove(task)
+            if not self.tasks:
+                self.busy.emit(False)
 
 
 def load_work(paths: Sequence[str]) -> Callable[[Task], Any]:
@@ -102,29 +156,27 @@ class EngineHolder:
 
 def analysis_work(series_list: Sequence[Any], holder: EngineHolder, device: str
                   ) -> Callable[[Task], Any]:
+    """Each series' verdict as an item (``analysis.run.iter_analysis``); the final value is
+    the seconds the analysis took, once the model is loaded."""
     def work(task: Task) -> float:
-        from workstation.analysis.run import analyse_series
+        from workstation.analysis.run import iter_analysis
 
         task.report(0, 0, "Loading the triage model...")
         engine = holder.get(device)
-        policy = engine.calibration.policy()
-        total = sum(len(s.assessed_indices) for s in series_list)
-        done = 0
-        seconds = 0.0
-        for series in series_list:
-            def step(n: int, _: int, base: int = done, name: str = series.description) -> None:
-                task.report(base + n, total, f"Analysing {name}")
-            task.emit_item(analyse_series(series, engine, policy, step,
-                                          lambda: task.cancelled))
-            seconds += engine.last_seconds
-            done += len(series.assessed_indices)
-        return seconds
+        started = time.perf_counter()
+
+        def step(done: int, total: int, series: Any) -> None:
+            task.report(done, total, f"Analysing {series.description}")
+        for verdict in iter_analysis(series_list, engine, step, lambda: task.cancelled):
+            task.emit_item(verdict)
+        return time.perf_counter() - started
     return work
 
 
-def gradcam_work(holder: EngineHolder, image: Any, class_index: int) -> Callable[[Task], Any]:
+def gradcam_work(holder: EngineHolder, image: Any, finding: Any) -> Callable[[Task], Any]:
+    """Grad-CAM of ``image`` for the class ``analysis.saliency`` chooses for ``finding``."""
     def work(task: Task) -> Any:
-        from workstation.analysis.saliency import gradcam
+        from workstation.analysis.saliency import explain
 
-        return gradcam(holder.engine, image, class_index)
+        return explain(holder.engine, image, finding)
     return work

@@ -34,15 +34,15 @@ from workstation.imaging.geometry import (
 )
 from workstation.imaging.naming import natural_key
 from workstation.imaging.pixels import (
-    apply_window,
+    display_image,
     frozen,
-    invert,
     is_uniform,
     percentile_window,
     rescale,
     to_greyscale,
 )
 from workstation.imaging.series import (
+    VOI_FUNCTIONS,
     Plane,
     PlaneSource,
     Problem,
@@ -50,6 +50,7 @@ from workstation.imaging.series import (
     SeriesInfo,
     Severity,
     Slice,
+    VoiLut,
     Volume,
     Window,
 )
@@ -75,6 +76,7 @@ READ_TAGS = [Tag(t) for t in (
     "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "InstanceNumber",
     "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
     "RescaleSlope", "RescaleIntercept", "RescaleType", "WindowCenter", "WindowWidth",
+    "VOILUTFunction", "VOILUTSequence", "ModalityLUTSequence",
     "Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration",
     "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "NumberOfFrames",
     "PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence",
@@ -234,14 +236,66 @@ def _frame_item(ds: Dataset, frame: int, sequence: str) -> Dataset | None:
     return None
 
 
+def _voi_function(item: Dataset) -> str | None:
+    """The item's VOI LUT Function (PS3.3 C.11.2.1.3); LINEAR when absent, None when it is
+    a value this workstation does not know."""
+    value = str(item.get("VOILUTFunction") or "").strip().upper()
+    if not value:
+        return "LINEAR"
+    return value if value in VOI_FUNCTIONS else None
+
+
+UNKNOWN_VOI_FUNCTION = "the file's VOI LUT Function '{}' is unknown; its window is read as LINEAR"
+
+
+def _voi_lut_from(item: Dataset) -> VoiLut | None:
+    """The first VOI LUT of the item's VOI LUT Sequence (PS3.3 C.11.2.1.1), None when there
+    is none or it is malformed (the window, else the percentile window, is used then)."""
+    sequence = item.get("VOILUTSequence")
+    if not sequence:
+        return None
+    lut = sequence[0]
+    descriptor = lut.get("LUTDescriptor")
+    if descriptor is None or "LUTData" not in lut:
+        return None
+    try:
+        entries, first, bits = (int(v) for v in descriptor)
+    except (TypeError, ValueError):
+        return None
+    entries = entries or 65536  # PS3.3 C.11.2.1.1: 0 means 2^16 entries
+    if not 8 <= bits <= 16:
+        return None
+    if first >= 32768 and item.get("PixelRepresentation", 0) == 1:
+        first -= 65536  # US read where the signed data made it SS
+    value = lut["LUTData"].value
+    if isinstance(value, bytes):
+        little = getattr(lut, "original_encoding", (None, True))[1] is not False
+        table = np.frombuffer(value[:2 * entries], dtype="<u2" if little else ">u2")
+    else:
+        table = np.atleast_1d(np.asarray(value, dtype=np.int64))
+    if len(table) != entries:
+        return None
+    explanation = str(lut.get("LUTExplanation") or "").strip() or None
+    return VoiLut(first_mapped=first, bits=bits, table=tuple(int(v) for v in table),
+                  explanation=explanation)
+
+
 def _window_from(item: Dataset | None) -> Window | None:
+    """The item's VOI: its VOI LUT when it has one (as pydicom's ``apply_voi_lut`` prefers
+    it), else its first Window Center/Width read with its VOI LUT Function."""
     if item is None:
         return None
+    lut = _voi_lut_from(item)
+    if lut is not None:
+        # the LUT's input range, as an exact window: where a window/level drag starts
+        return Window(center=lut.first_mapped + lut.entries / 2.0, width=float(lut.entries),
+                      source="dicom", function="LINEAR_EXACT", lut=lut)
     center = _first_number(item.get("WindowCenter"))
     width = _first_number(item.get("WindowWidth"))
-    if center is None or width is None or width < 1:
+    function = _voi_function(item) or "LINEAR"
+    if center is None or width is None or width <= 0 or (function == "LINEAR" and width < 1):
         return None
-    return Window(center=center, width=width, source="dicom")
+    return Window(center=center, width=width, source="dicom", function=function)
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -511,18 +565,36 @@ def _tile(image: np.ndarray, count: int, tile: int,
     return image[r * rows:(r + 1) * rows, c * cols:(c + 1) * cols]
 
 
+def _modality_values(pixels: np.ndarray, header: FrameHeader, ds: Dataset,
+                     warnings: list[str]) -> np.ndarray:
+    """The modality LUT (PS3.3 C.11.1): the file's Modality LUT Sequence through pydicom's
+    ``apply_modality_lut`` when it has one, else the (per-frame) rescale."""
+    if ds.get("ModalityLUTSequence") and pixels.ndim == 2:
+        from pydicom.pixels import apply_modality_lut
+
+        try:
+            return np.asarray(apply_modality_lut(pixels, ds), dtype=np.float32)
+        except Exception as exc:  # a malformed LUT: the stored values, and say so
+            warnings.append(f"the Modality LUT could not be applied ({exc}); stored values "
+                            "are shown")
+    return rescale(pixels, header.slope, header.intercept)
+
+
 def make_slice(pixels: np.ndarray, header: FrameHeader, ds: Dataset,
                extra_warnings: tuple[str, ...] = ()) -> Slice:
-    """Modality LUT -> window -> MONOCHROME1 inversion for one decoded 2D frame."""
+    """Modality LUT -> VOI (window or VOI LUT) -> MONOCHROME1 inversion for one decoded 2D
+    frame; ``image`` is ``pixels.display_image`` at the file's own window (the percentile
+    window when it has none)."""
     warnings = list(extra_warnings)
     if pixels.ndim == 3:
         pixels = to_greyscale(pixels)
         warnings.append("colour image shown in greyscale")
-    raw = rescale(pixels, header.slope, header.intercept)
+    raw = _modality_values(pixels, header, ds, warnings)
+    if _voi_function(ds) is None:
+        warnings.append(UNKNOWN_VOI_FUNCTION.format(str(ds.get("VOILUTFunction")).strip()))
     window = header.window or percentile_window(raw)
-    image = apply_window(raw, window)
-    if str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1":
-        image = invert(image)
+    photometric = str(ds.get("PhotometricInterpretation", "") or "MONOCHROME2").strip().upper()
+    image = display_image(raw, window, photometric)
     if is_uniform(raw):
         warnings.append("the image is uniform (no visible content)")
     return Slice(
@@ -530,7 +602,7 @@ def make_slice(pixels: np.ndarray, header: FrameHeader, ds: Dataset,
         frame=header.frame if header.frame is not None else header.tile,
         instance_number=header.instance_number, position=header.position,
         image_position=header.image_position, orientation=header.orientation,
-        warnings=tuple(warnings),
+        warnings=tuple(warnings), photometric=photometric,
     )
 
 

@@ -13,7 +13,7 @@ from workstation.imaging.dicom import MAX_DIMENSION, MAX_PIXELS_PER_FILE
 from workstation.imaging.errors import UnreadableImageError
 from workstation.imaging.naming import natural_key
 from workstation.imaging.pixels import (
-    apply_window,
+    display_image,
     frozen,
     is_uniform,
     percentile_window,
@@ -98,7 +98,7 @@ def _make_slice(arr: np.ndarray, source: str, index: int, notes: list[str],
     warnings_ = list(notes)
     if is_uniform(raw):
         warnings_.append("the image is uniform (no visible content)")
-    return Slice(image=frozen(apply_window(raw, window)), raw=frozen(raw), window=window,
+    return Slice(image=frozen(display_image(raw, window)), raw=frozen(raw), window=window,
                  source=source, frame=index if index else None, warnings=tuple(warnings_))
 
 

@@ -54,13 +54,52 @@ class Problem:
         return f"{self.path}: {self.message}"
 
 
+# VOI LUT Function (0028,1056), PS3.3 C.11.2.1.3: how a window maps modality values to grey
+VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+
+
+@dataclass(frozen=True)
+class VoiLut:
+    """One VOI LUT of a file's VOI LUT Sequence (PS3.3 C.11.2.1.1, C.8.11.3.1.5).
+
+    Modality value ``first_mapped + i`` shows as ``table[i]`` out of ``2 ** bits - 1``;
+    values below ``first_mapped`` take the first entry, values past the end the last.
+    """
+
+    first_mapped: int
+    bits: int
+    table: tuple[int, ...]
+    explanation: str | None = None
+
+    @property
+    def entries(self) -> int:
+        return len(self.table)
+
+
 @dataclass(frozen=True)
 class Window:
-    """A display window (DICOM PS3.3 C.11.2.1.2) in modality units."""
+    """A display window (DICOM PS3.3 C.11.2.1.2) in modality units.
+
+    ``function`` is the VOI LUT Function the window is read with: "LINEAR" (DICOM's
+    ``c - 0.5``, ``w - 1`` convention), "LINEAR_EXACT" (``[c - w/2, c + w/2]`` exactly) or
+    "SIGMOID". Left empty it is LINEAR for a window from the file and LINEAR_EXACT for a
+    computed one (a percentile, preset or full range is an exact range). ``lut``, when set,
+    is the file's VOI LUT, applied instead of the window; ``center``/``width`` then give
+    the LUT's input range (what a window/level drag starts from).
+    """
 
     center: float
     width: float
-    source: str  # "dicom" (from the file), "percentile" (computed), "full-range"
+    source: str  # "dicom" (from the file), "percentile" (computed), "full-range", "user"...
+    function: str = ""
+    lut: VoiLut | None = None
+
+    def __post_init__(self) -> None:
+        function = (self.function or ("LINEAR" if self.source == "dicom" else "LINEAR_EXACT"))
+        function = function.strip().upper()
+        if function not in VOI_FUNCTIONS:
+            raise ValueError(f"unknown VOI LUT Function {self.function!r}")
+        object.__setattr__(self, "function", function)
 
 
 @dataclass(frozen=True)
@@ -90,8 +129,11 @@ class Slice:
     """One 2D image ready for display and for the model.
 
     ``image`` is float32 in [0, 1] after modality LUT, VOI window and MONOCHROME1
-    inversion; ``raw`` keeps the modality values (e.g. MR signal, CT HU) so the viewer can
-    re-window without reading the file again.
+    inversion: exactly ``pixels.display_image(raw, window, photometric)``, the one display
+    function the viewer, the thumbnails and the report use. ``raw`` keeps the modality
+    values (e.g. MR signal, CT HU) so the viewer can re-window without reading the file
+    again; ``photometric`` is the file's Photometric Interpretation (MONOCHROME1 shows its
+    lowest values white, at every window).
     """
 
     image: FloatImage
@@ -104,11 +146,17 @@ class Slice:
     image_position: tuple[float, float, float] | None = None
     orientation: tuple[float, float, float, float, float, float] | None = None
     warnings: tuple[str, ...] = ()
+    photometric: str = "MONOCHROME2"
 
     @property
     def shape(self) -> tuple[int, int]:
         rows, cols = self.image.shape
         return int(rows), int(cols)
+
+    @property
+    def monochrome1(self) -> bool:
+        """True when the file asks for its lowest values to show white (PS3.3 C.7.6.3.1.2)."""
+        return self.photometric == "MONOCHROME1"
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ class Preview:
     """The first image read from a large folder, shown while the rest is still read.
 
     A series can only be ordered once every file is read; a viewer shows this meanwhile and
-    then moves to the same file's place in the finished series.
+    then opens the finished series at its start, as any series opens.
     """
 
     slice: Slice

@@ -9,7 +9,13 @@ from datetime import datetime
 from pathlib import Path
 
 from workstation import __version__
-from workstation.analysis.findings import VERDICT_WORDS, Finding, SeriesVerdict, Verdict
+from workstation.analysis.findings import (
+    VERDICT_WORDS,
+    Finding,
+    SeriesVerdict,
+    Verdict,
+    by_suspicion,
+)
 from workstation.analysis.run import StudyTriage
 from workstation.imaging.series import SeriesInfo
 from workstation.store.readings import Reading, series_key
@@ -96,7 +102,7 @@ def key_images(verdict: SeriesVerdict) -> tuple[tuple[Finding, ...], str]:
     if verdict.verdict is Verdict.NO_TUMOUR:
         closest = sorted(assessable, key=lambda f: f.probabilities["no_tumour"])
         return tuple(closest[:KEY_IMAGES_PER_SERIES]), "images closest to the review threshold"
-    ranked = sorted(assessable, key=lambda f: -f.suspicion)
+    ranked = by_suspicion(assessable)
     chosen = ranked[:KEY_IMAGES_PER_SERIES]
     disagree = [f for f in ranked if f.heads_disagree]
     if disagree and not any(f.heads_disagree for f in chosen):
@@ -116,7 +122,7 @@ def overall(verdicts: tuple[SeriesVerdict, ...]) -> tuple[Verdict, str, tuple[st
         return Verdict.CANNOT_ASSESS, VERDICT_WORDS[Verdict.CANNOT_ASSESS], (
             "no image in the input could be read",)
     worst = max(verdicts, key=lambda v: _SEVERITY[v.verdict])
-    reasons = tuple(f"{v.series.description}: {r}" for v in verdicts for r in v.review_reasons)
+    reasons = tuple(f"{v.series.description}: {r.text}" for v in verdicts for r in v.reasons)
     return worst.verdict, worst.headline, reasons
 
 

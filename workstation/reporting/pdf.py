@@ -199,8 +199,10 @@ def _key_images(section: SeriesSection, styles: dict[str, ParagraphStyle], width
     picture_width = width * 0.24
     for finding in section.key_images:
         image = verdict.series.slices[finding.index].image
-        plain = _picture_flowable(grey_picture(image), picture_width)
-        marked = _picture_flowable(outlined_picture(image, finding.mask), picture_width)
+        spacing = verdict.series.info.pixel_spacing  # printed at square pixels, as viewed
+        plain = _picture_flowable(grey_picture(image, spacing), picture_width)
+        marked = _picture_flowable(outlined_picture(image, finding.mask, spacing),
+                                   picture_width)
         words = verdict.series.image_words(finding.index)
         text = (f"<b>{_escape(words[0].upper() + words[1:])}</b><br/>"
                 f"Plane: {finding.plane}<br/>Slice verdict: {finding.verdict.value}<br/>"
@@ -254,8 +256,8 @@ def build_story(content: ReportContent, page_width: float) -> list[Any]:
                             f"{len(v.findings)} images assessed.", styles["body"])]
         if v.assessed_on is not None:
             story.append(Paragraph(_escape(f"Volumes: {v.assessed_on}."), styles["body"]))
-        for reason in v.review_reasons:
-            story.append(Paragraph("- " + _escape(reason), styles["body"]))
+        for reason in v.reasons:
+            story.append(Paragraph("- " + _escape(reason.text), styles["body"]))
         story += [Spacer(1, 4), *_key_images(section, styles, width),
                   *_reading(section, styles, width)]
     if content.errors:
