@@ -78,9 +78,25 @@ class Reason(NamedTuple):
     text: str
 
 
-def _check_reasons(texts: tuple[str, ...], kinds: tuple[ReasonKind, ...]) -> None:
-    if len(texts) != len(kinds) or not all(isinstance(k, ReasonKind) for k in kinds):
-        raise ValueError(f"{len(texts)} review reasons need as many ReasonKinds, got {kinds}")
+class _WithReasons:
+    """Review reasons in words (``review_reasons``) paired with their kinds
+    (``reason_kinds``), checked at construction; shared by Finding and SeriesVerdict."""
+
+    review_reasons: tuple[str, ...]
+    reason_kinds: tuple[ReasonKind, ...]
+
+    def __post_init__(self) -> None:
+        texts, kinds = self.review_reasons, self.reason_kinds
+        if len(texts) != len(kinds) or not all(isinstance(k, ReasonKind) for k in kinds):
+            raise ValueError(f"{len(texts)} review reasons need as many ReasonKinds, "
+                             f"got {kinds}")
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        return tuple(map(Reason, self.reason_kinds, self.review_reasons))
+
+    def has_reason(self, kind: ReasonKind) -> bool:
+        return kind in self.reason_kinds
 
 
 class AnalysisCancelled(Exception):
@@ -91,7 +107,7 @@ _SUSPICION_RANK = {Verdict.TUMOUR: 2.0, Verdict.REVIEW: 1.0}
 
 
 @dataclass(frozen=True, eq=False)
-class Finding:
+class Finding(_WithReasons):
     """The model's reading of one slice."""
 
     index: int
@@ -108,16 +124,6 @@ class Finding:
     mask_area_px: int
     peak: tuple[int, int] | None  # most suspicious pixel (row, col)
     reason_kinds: tuple[ReasonKind, ...] = ()  # one per review reason, in the same order
-
-    def __post_init__(self) -> None:
-        _check_reasons(self.review_reasons, self.reason_kinds)
-
-    @property
-    def reasons(self) -> tuple[Reason, ...]:
-        return tuple(map(Reason, self.reason_kinds, self.review_reasons))
-
-    def has_reason(self, kind: ReasonKind) -> bool:
-        return kind in self.reason_kinds
 
     @property
     def tumour_probability(self) -> float:
@@ -171,7 +177,7 @@ def image_numbers(series: Series | None, findings: Sequence[Finding], most: int 
 
 
 @dataclass(frozen=True, eq=False)
-class SeriesVerdict:
+class SeriesVerdict(_WithReasons):
     """The verdict on one series, with every slice's finding."""
 
     series: Series
@@ -183,16 +189,6 @@ class SeriesVerdict:
     plane: str
     plane_source: str
     reason_kinds: tuple[ReasonKind, ...] = ()  # one per review reason, in the same order
-
-    def __post_init__(self) -> None:
-        _check_reasons(self.review_reasons, self.reason_kinds)
-
-    @property
-    def reasons(self) -> tuple[Reason, ...]:
-        return tuple(map(Reason, self.reason_kinds, self.review_reasons))
-
-    def has_reason(self, kind: ReasonKind) -> bool:
-        return kind in self.reason_kinds
 
     @property
     def strongest(self) -> Finding | None:
