@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STUDY  ?= ../shared/datasets/dicom/ge_epi_axial
 
-.PHONY: setup run inspect test lint clean
+.PHONY: setup run inspect test lint fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,17 @@ lint: setup
 
 test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+# Fuzz load_study in child processes: make fuzz SECONDS=900 (or EXECUTIONS=50000), JOBS=2.
+# Prints executions, exec/s and the defect counts; writes FUZZ_REPORT and keeps small
+# examples of each defect class in tests/fuzz/corpus/crashes/ (regression inputs).
+SECONDS    ?=
+EXECUTIONS ?=
+JOBS       ?= 2
+FUZZ_REPORT ?= /tmp/fuzz_findings.md
+fuzz: setup
+	$(BIN)/python -m tests.fuzz.run --seconds $(or $(SECONDS),0) --executions $(or $(EXECUTIONS),0) \
+		--jobs $(JOBS) --report $(FUZZ_REPORT) $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

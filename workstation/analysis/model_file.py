@@ -34,9 +34,23 @@ class ModelInfo:
         if not description.is_file():
             raise ModelIntegrityError(
                 f"no model description at {description}: the triage model is not installed")
-        data = json.loads(description.read_text())
-        return cls(name=data["name"], version=data["version"], sha256=data["sha256"],
-                   weights=description.parent / data["weights"], description=description)
+        try:
+            data = json.loads(description.read_text())
+            return cls(name=str(data["name"]), version=str(data["version"]),
+                       sha256=str(data["sha256"]),
+                       weights=description.parent / str(data["weights"]),
+                       description=description)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelIntegrityError(
+                f"the model description {description} cannot be read ({exc})") from exc
+        except json.JSONDecodeError as exc:
+            raise ModelIntegrityError(
+                f"the model description {description} is damaged or truncated (not valid "
+                f"JSON: {exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
+        except (KeyError, TypeError) as exc:
+            raise ModelIntegrityError(
+                f"the model description {description} lacks the model's name, version, "
+                f"sha256 or weights file ({exc})") from exc
 
 
 def sha256_of(path: Path) -> str:

@@ -40,6 +40,9 @@ MIN_FOREGROUND = 0.03  # below this share of non-background pixels a slice is bl
 # a slice whose bright end is this far below the series' is outside the head (empty tile)
 EMPTY_LEVEL = 0.12
 EMPTY_REASON = "no tissue in this image (outside the head or an empty tile)"
+# Slice.display_blank: the file's window shows one flat grey although the values vary
+DISPLAY_BLANK_REASON = ("the window leaves nothing visible: the image shows one flat grey "
+                        "although the file's values vary")
 # why a confident no-tumour call goes to review anyway
 REGION_REASON = ("called no tumour, but the suspect-region map outlines an area: the class "
                  "and region heads disagree")
@@ -124,7 +127,8 @@ def distinct_decimals(value: float, threshold: float) -> tuple[str, str]:
 
 
 def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
-                  dicom_plane: str | None, empty: bool = False) -> Finding:
+                  dicom_plane: str | None, empty: bool = False,
+                  display_blank: bool = False) -> Finding:
     probabilities = {c: float(p) for c, p in zip(CLASSES, prediction.probabilities,
                                                  strict=True)}
     plane_probabilities = {p: float(v) for p, v in zip(PLANES, prediction.plane_probabilities,
@@ -132,7 +136,7 @@ def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
     predicted = max(probabilities, key=probabilities.__getitem__)
     mask = np.asarray(prediction.mask, dtype=np.float32)
     region = mask >= MASK_THRESHOLD
-    reason = _refusal(prediction, policy, empty)
+    reason = _refusal(prediction, policy, empty, display_blank)
     if reason is not None:
         verdict = Verdict.CANNOT_ASSESS
     elif predicted != "no_tumour":
@@ -164,8 +168,11 @@ def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
     )
 
 
-def _refusal(prediction: Prediction, policy: Policy, empty: bool) -> Reason | None:
+def _refusal(prediction: Prediction, policy: Policy, empty: bool,
+             display_blank: bool = False) -> Reason | None:
     """Why the model cannot assess this image, or None."""
+    if display_blank:
+        return Reason(ReasonKind.BLANK, DISPLAY_BLANK_REASON)
     if empty:
         return Reason(ReasonKind.EMPTY, EMPTY_REASON)
     if prediction.foreground_fraction < MIN_FOREGROUND:
@@ -218,7 +225,8 @@ def series_verdict(series: Series, predictions: Sequence[Prediction], policy: Po
     empties = empty_slices(series)
     indices = series.assessed_indices
     findings = tuple(
-        slice_finding(i, series.slices[i].source, p, policy, dicom_plane, empties[n])
+        slice_finding(i, series.slices[i].source, p, policy, dicom_plane, empties[n],
+                      series.slices[i].display_blank)
         for n, (i, p) in enumerate(zip(indices, predictions, strict=True)))
     plane, plane_source = _series_plane(series, findings)
 

@@ -3,12 +3,13 @@
 Compressed transfer syntaxes are decoded through pydicom's plugins (pylibjpeg,
 pylibjpeg-openjpeg, pylibjpeg-rle, python-gdcm, Pillow). A decoder that silently returns a
 uniform frame for data that clearly holds an image is treated as a failure and the next
-available plugin is tried.
+available plugin is tried. Those native decoders run in worker processes (imaging.isolated):
+a codec that aborts or segfaults fails its own file, not the application.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy.typing as npt
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.pixels import get_decoder, pixel_array
+from pydicom.uid import UID
 
 from workstation.imaging.errors import UnreadableImageError
 from workstation.imaging.pixels import is_uniform
@@ -81,9 +83,50 @@ def _suspect_blank_frames(frames: npt.NDArray[np.generic], encoded_sizes: list[i
     return suspects
 
 
+def transfer_syntax(ds: Dataset) -> UID | None:
+    return ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+
+
+def is_compressed(ds: Dataset) -> bool:
+    """An encapsulated transfer syntax (False when it is absent or unknown)."""
+    ts = transfer_syntax(ds)
+    try:
+        return isinstance(ts, UID) and bool(ts.is_compressed)
+    except ValueError:  # not a transfer syntax: decode_in_process words the error
+        return False
+
+
 def decode(ds: Dataset) -> Decoded:
-    """Decode every frame of ``ds``; raise UnreadableImageError with the reason if none can."""
-    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    """Decode every frame of ``ds``; raise UnreadableImageError with the reason if none can.
+
+    Compressed data is decoded by the native plugins in a worker process (imaging.isolated),
+    so that a codec's abort or segfault fails that file only ("could not decode (decoder
+    crashed)"); uncompressed data, ``WORKSTATION_DECODE_IN_PROCESS=1``, and a replaced
+    ``decode_with_plugin`` (tests: the worker cannot see the replacement) stay in-process.
+    """
+    if is_compressed(ds) and decode_with_plugin is _decode_with_plugin:
+        from workstation.imaging import isolated
+
+        if isolated.enabled():
+            return isolated.decode(ds)
+    return decode_in_process(ds)
+
+
+def prefetch(datasets: Iterable[Dataset]) -> None:
+    """Start decoding ``datasets`` (in the order they will be passed to ``decode``) in the
+    worker processes, in batches; ``decode`` then picks up each result. Without it each
+    compressed file is one round trip to a worker."""
+    if decode_with_plugin is not _decode_with_plugin:
+        return
+    from workstation.imaging import isolated
+
+    if isolated.enabled():
+        isolated.prefetch(datasets)
+
+
+def decode_in_process(ds: Dataset) -> Decoded:
+    """``decode`` in this process: the fallback chain over the installed plugins."""
+    ts = transfer_syntax(ds)
     if ts is None or not ts.is_compressed:
         try:
             return Decoded(_as_frames(pixel_array(ds), ds), plugin="native")

@@ -23,17 +23,27 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
+from pydicom.uid import UID
 
 from workstation.imaging import decode as decoding
 from workstation.imaging import uih
+from workstation.imaging.bounds import check_pixel_work, check_tiles, header_int
 from workstation.imaging.errors import NotAnImageError, UnreadableImageError
 from workstation.imaging.geometry import (
     orientation_key,
     plane_from_orientation,
     position_along_normal,
 )
+from workstation.imaging.guard import (
+    DECODE_FAILED,
+    HEADER_DAMAGED,
+    PREPARE_FAILED,
+    FileBudget,
+    file_step,
+)
 from workstation.imaging.naming import natural_key
 from workstation.imaging.pixels import (
+    blank_window_warning,
     display_image,
     frozen,
     is_uniform,
@@ -42,6 +52,7 @@ from workstation.imaging.pixels import (
     to_greyscale,
 )
 from workstation.imaging.series import (
+    BLANK_DISPLAY_WARNING,
     VOI_FUNCTIONS,
     Plane,
     PlaneSource,
@@ -61,10 +72,6 @@ from workstation.imaging.volumes import (
     image_kind,
     split_volumes,
 )
-
-# Larger than any MR or CT matrix; a header claiming more is corrupt or hostile.
-MAX_DIMENSION = 16384
-MAX_PIXELS_PER_FILE = 1 << 28  # 268 M pixels (about 512 MB as 16-bit)
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 # Only these elements are parsed: scanners add hundreds of private ones, and skipping them
@@ -104,7 +111,11 @@ def looks_like_dicom(path: Path) -> bool:
 
 
 def read_dataset(path: Path) -> Dataset:
-    """Read a DICOM file, raising UnreadableImageError/NotAnImageError in plain words."""
+    """Read a DICOM file, raising UnreadableImageError/NotAnImageError in plain words.
+
+    Every element is converted here (``_convert_all``) and the header's promises are checked
+    against the budgets of imaging.bounds before any pixel is touched.
+    """
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -125,7 +136,9 @@ def read_dataset(path: Path) -> Dataset:
         raise UnreadableImageError(
             f"the DICOM file is damaged or truncated and could not be read ({exc})"
         ) from exc
-    _check_is_image(ds)
+    with file_step(HEADER_DAMAGED):
+        _convert_all(ds)
+        _check_is_image(ds)
     return ds
 
 
@@ -144,15 +157,36 @@ def _check_is_image(ds: Dataset) -> None:
         raise NotAnImageError(f"not an image ({name}); skipped")
     if "Rows" not in ds or "Columns" not in ds:
         raise UnreadableImageError("the image has no Rows/Columns: its size is unknown")
-    rows, cols = int(ds.Rows), int(ds.Columns)
-    frames = decoding.number_of_frames(ds)
-    if rows <= 0 or cols <= 0:
-        raise UnreadableImageError(f"the image size {rows}x{cols} is empty")
-    if rows > MAX_DIMENSION or cols > MAX_DIMENSION or rows * cols * frames > MAX_PIXELS_PER_FILE:
+    _check_transfer_syntax(ds)
+    check_pixel_work(ds)
+
+
+def _check_transfer_syntax(ds: Dataset) -> None:
+    """The file meta's Transfer Syntax UID is one pydicom knows (or absent: a raw data set)."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        return
+    ts = meta.get("TransferSyntaxUID")
+    if not isinstance(ts, UID):
         raise UnreadableImageError(
-            f"the image size {cols}x{rows} x {frames} frame(s) is larger than this workstation "
-            f"accepts ({MAX_DIMENSION} pixels a side); the header is probably corrupt"
-        )
+            "the file's Transfer Syntax UID (0002,0010) is not stored as a UID; the file meta "
+            "header is damaged")
+    if not ts.is_transfer_syntax:
+        raise UnreadableImageError(
+            f"the file's Transfer Syntax UID {str(ts)[:64]!r} is not a transfer syntax this "
+            "workstation knows, so its pixel data cannot be read")
+
+
+def _convert_all(ds: Dataset) -> None:
+    """Convert every raw element now (pydicom converts them when first accessed): an
+    unknown or damaged VR then fails here, inside the file's guarded header step, and never
+    later while grouping, sorting or cutting tiles."""
+    for _ in ds.iterall():
+        pass
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        for _ in meta.iterall():
+            pass
 
 
 # ------------------------------------------------------------------------ frame headers
@@ -317,8 +351,15 @@ def mosaic_count(ds: Dataset) -> int | None:
     value = ds[_MOSAIC_COUNT_TAG].value
     if isinstance(value, bytes):
         value = int.from_bytes(value[:2], "little")
+    elif isinstance(value, pydicom.multival.MultiValue | list | tuple):
+        value = value[0] if len(value) else None
     count = _int_or_none(value)
-    return count if count and count > 1 else None
+    if not count or count <= 1:
+        return None
+    per_side = math.ceil(math.sqrt(count))
+    rows, cols = header_int(ds, "Rows"), header_int(ds, "Columns")
+    check_tiles(count, rows, cols, per_side, per_side, "Siemens mosaic (0019,100A)")
+    return count
 
 
 def _b_value(ds: Dataset) -> float | None:
@@ -485,15 +526,55 @@ def frame_headers(path: Path, ds: Dataset) -> list[FrameHeader]:
 
 
 # ----------------------------------------------------------------------------- grouping
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DicomFile:
+    """One DICOM file as read, with everything the loader takes from its header.
+
+    ``read_file`` computes all of it eagerly, inside the file's guarded header step, so that
+    grouping, sorting, volume splitting and the series notes never touch a header element
+    again (pydicom converts raw elements lazily, and a damaged one fails when first read).
+    """
+
     path: Path
     dataset: Dataset
+    headers: tuple[FrameHeader, ...]
+    series_key: str  # SeriesInstanceUID, else the folder
+    series_uid: str | None
+    info: SeriesInfo
+    syntax: str  # the transfer syntax's name, "unknown" when the file has none
+    tiles: int | None = None  # tile count of a Siemens mosaic or a UIH grid
+    layout: tuple[int, int] | None = None  # a UIH grid's (tiles down, tiles across)
+    uih: bool = False
+    uih_unreadable: bool = False  # a UIH slice count that cannot be used (a series note)
+
+
+def read_file(path: Path) -> DicomFile:
+    """Read one DICOM file and everything the loader needs of its header.
+
+    Raises NotAnImageError / UnreadableImageError in plain words, never anything else but
+    KeyboardInterrupt, SystemExit and GeneratorExit (imaging.guard).
+    """
+    budget = FileBudget()
+    with file_step(HEADER_DAMAGED):
+        ds = read_dataset(path)
+        budget.check()
+        grid = uih.grid(ds)
+        tiles = mosaic_count(ds)
+        headers = tuple(frame_headers(path, ds))
+        budget.check()
+        meta = getattr(ds, "file_meta", None)
+        ts = meta.get("TransferSyntaxUID") if meta is not None else None
+        uid = _text(ds, "SeriesInstanceUID")
+        return DicomFile(
+            path=path, dataset=ds, headers=headers,
+            series_key=uid or f"no-series-uid:{path.parent}", series_uid=uid,
+            info=series_info(ds), syntax=ts.name if ts is not None else "unknown",
+            tiles=tiles, layout=grid.layout if grid is not None else None,
+            uih=uih.is_uih(ds), uih_unreadable=uih.unreadable_count(ds))
 
 
 def group_key(item: DicomFile) -> str:
-    uid = item.dataset.get("SeriesInstanceUID")
-    return str(uid) if uid else f"no-series-uid:{item.path.parent}"
+    return item.series_key
 
 
 def group_series(files: Iterable[DicomFile]) -> list[list[DicomFile]]:
@@ -597,6 +678,10 @@ def make_slice(pixels: np.ndarray, header: FrameHeader, ds: Dataset,
     image = display_image(raw, window, photometric)
     if is_uniform(raw):
         warnings.append("the image is uniform (no visible content)")
+    else:
+        blank = blank_window_warning(raw, image, window)
+        if blank is not None:
+            warnings.append(blank)
     return Slice(
         image=frozen(image), raw=frozen(raw), window=window, source=str(header.path),
         frame=header.frame if header.frame is not None else header.tile,
@@ -606,55 +691,124 @@ def make_slice(pixels: np.ndarray, header: FrameHeader, ds: Dataset,
     )
 
 
+def file_slices(item: DicomFile) -> tuple[list[tuple[FrameHeader, Slice]], Problem | None]:
+    """Decode one file (its guarded decode step) and make a slice of each of its images.
+
+    Returns the images that loaded, each with its header, and at most one Problem naming the
+    file: why it did not load, or which of its images did not. A file that runs past its
+    time budget (imaging.guard) is dropped whole.
+    """
+    budget = FileBudget()
+    try:
+        decoded = decode_file(item)
+    except UnreadableImageError as exc:
+        return [], Problem(str(item.path), str(exc))
+    made: list[tuple[FrameHeader, Slice]] = []
+    failures: list[str] = []
+    for header in item.headers:
+        try:
+            budget.check()
+        except UnreadableImageError as exc:
+            return [], Problem(str(item.path), str(exc))
+        try:
+            with file_step(PREPARE_FAILED):
+                made.append((header, _slice_of(item, decoded, header)))
+        except UnreadableImageError as exc:
+            failures.append(str(exc))
+    if not failures:
+        return made, None
+    if len(failures) == 1:
+        return made, Problem(str(item.path), failures[0])
+    return made, Problem(str(item.path), f"{len(failures)} of its {len(item.headers)} images "
+                                         f"could not be shown; the first: {failures[0]}")
+
+
+def first_slice(item: DicomFile) -> Slice | None:
+    """The file's first image (a preview), None when it does not load."""
+    try:
+        decoded = decode_file(item)
+        with file_step(PREPARE_FAILED):
+            return _slice_of(item, decoded, item.headers[0])
+    except UnreadableImageError:
+        return None
+
+
+def decode_file(item: DicomFile) -> decoding.Decoded:
+    """The file's decode step: every frame, or UnreadableImageError in plain words whatever
+    the decoder raised (a Rust PanicException included; imaging.guard). The one place the
+    loader decodes DICOM pixel data."""
+    with file_step(DECODE_FAILED):
+        return decoding.decode(item.dataset)
+
+
+def _slice_of(item: DicomFile, decoded: decoding.Decoded, header: FrameHeader) -> Slice:
+    index = header.frame or 0
+    if index >= len(decoded.frames):
+        raise UnreadableImageError(f"frame {index + 1} is missing")
+    pixels = np.asarray(decoded.frames[index])
+    if header.tile is not None:
+        pixels = _tile(pixels, item.tiles or 1, header.tile, item.layout)
+    return make_slice(pixels, header, item.dataset, decoded.warnings)
+
+
 def build_series(files: Sequence[DicomFile]) -> tuple[list[Series], list[Problem]]:
     """Decode one SeriesInstanceUID group into one Series per distinct orientation, each
-    split into its volumes (imaging.volumes)."""
-    problems: list[Problem] = []
-    by_orientation: dict[tuple[float, ...], list[FrameHeader]] = defaultdict(list)
-    datasets = {item.path: item.dataset for item in files}
+    split into its volumes (imaging.volumes).
+
+    Each file is decoded once (``file_slices``); only the images that loaded are grouped,
+    sorted, split into volumes and counted in the series notes. A bad file's Problem goes
+    to the series of its orientation (the first series when that part has none), and all
+    of them are returned as well.
+    """
+    by_path = {item.path: item for item in files}
+    by_orientation: dict[tuple[float, ...], list[tuple[FrameHeader, Slice]]] = \
+        defaultdict(list)
+    problems: list[tuple[tuple[float, ...], Problem]] = []
+    syntaxes: dict[tuple[float, ...], set[str]] = defaultdict(set)
+    decoding.prefetch(item.dataset for item in files)  # compressed: batches to workers
     for item in files:
-        for header in frame_headers(item.path, item.dataset):
-            by_orientation[orientation_key(header.orientation)].append(header)
+        made, problem = file_slices(item)
+        for header, image in made:
+            key = orientation_key(header.orientation)
+            by_orientation[key].append((header, image))
+            syntaxes[key].add(item.syntax)
+        if problem is not None:
+            orientation = item.headers[0].orientation if item.headers else None
+            problems.append((orientation_key(orientation), problem))
 
     series_list = []
+    part_keys = []
     parts = sorted(by_orientation.items(), key=lambda kv: -len(kv[1]))
-    for part_index, (_, headers) in enumerate(parts):
-        ordered = sort_headers(headers)
-        groups = split_volumes([h.volume_header() for h in ordered])
+    for part_index, (key, made) in enumerate(parts):
+        image_of = {id(header): image for header, image in made}
+        ordered = sort_headers([header for header, _ in made])
         slices: list[Slice] = []
         volumes: list[Volume] = []
-        part_problems: list[Problem] = []
-        syntaxes: set[str] = set()
-        decoded_cache: dict[Path, decoding.Decoded | None] = {}
-        for group in groups:
-            members = [ordered[i] for i in group.members]
-            decoded, group_problems = _decode_headers(members, datasets, syntaxes,
-                                                      decoded_cache)
-            part_problems.extend(group_problems)
-            if decoded:
-                volumes.append(_volume(len(volumes), group, len(slices), len(decoded)))
-                slices.extend(decoded)
-        problems.extend(part_problems)
-        if not slices:
-            continue
+        for group in split_volumes([h.volume_header() for h in ordered]):
+            members = [image_of[id(ordered[i])] for i in group.members]
+            volumes.append(_volume(len(volumes), group, len(slices), len(members)))
+            slices.extend(members)
         volumes = choose_assessed(volumes)
-        first_ds = datasets[ordered[0].path]
+        first = by_path[ordered[0].path]
         plane, obliquity = plane_from_orientation(slices[0].orientation)
-        notes = _series_notes(ordered, first_ds, len(parts), part_index, volumes)
+        notes = _series_notes(ordered, first, len(parts), part_index, volumes, slices)
+        part_problems = tuple(p for k, p in problems
+                              if k == key or (part_index == 0 and k not in by_orientation))
+        part_keys.append(key)
         series_list.append(Series(
             source=str(_common_parent([h.path for h in ordered])),
-            series_uid=_text(first_ds, "SeriesInstanceUID"),
-            info=series_info(first_ds),
+            series_uid=first.series_uid,
+            info=first.info,
             slices=tuple(slices),
             plane=plane,
             plane_source=PlaneSource.DICOM if plane is not Plane.UNKNOWN else PlaneSource.NONE,
             obliquity_deg=None if obliquity is None else round(obliquity, 1),
-            transfer_syntaxes=tuple(sorted(syntaxes)),
-            problems=tuple(part_problems) + tuple(notes),
+            transfer_syntaxes=tuple(sorted(syntaxes[key])),
+            problems=part_problems + tuple(notes),
             kind="dicom",
             volumes=tuple(volumes),
         ))
-    return series_list, problems
+    return series_list, [p for _, p in problems]
 
 
 def _volume(index: int, group: VolumeGroup, start: int, count: int) -> Volume:
@@ -682,60 +836,25 @@ def choose_assessed(volumes: Sequence[Volume]) -> list[Volume]:
     return result
 
 
-def _decode_headers(
-    ordered: Sequence[FrameHeader], datasets: dict[Path, Dataset], syntaxes: set[str],
-    decoded_cache: dict[Path, decoding.Decoded | None],
-) -> tuple[list[Slice], list[Problem]]:
-    """Decode ``ordered`` (each file once, kept in ``decoded_cache`` across volumes)."""
-    slices: list[Slice] = []
-    problems: list[Problem] = []
-    for header in ordered:
-        ds = datasets[header.path]
-        if header.path not in decoded_cache:
-            ts = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
-            syntaxes.add(ts.name if ts is not None else "unknown")
-            try:
-                decoded_cache[header.path] = decoding.decode(ds)
-            except UnreadableImageError as exc:
-                decoded_cache[header.path] = None
-                problems.append(Problem(str(header.path), str(exc)))
-        decoded = decoded_cache[header.path]
-        if decoded is None:
-            continue
-        index = header.frame or 0
-        if index >= len(decoded.frames):
-            problems.append(Problem(str(header.path), f"frame {index + 1} is missing"))
-            continue
-        pixels = np.asarray(decoded.frames[index])
-        if header.tile is not None:
-            grid = uih.grid(ds)
-            pixels = _tile(pixels, mosaic_count(ds) or 1, header.tile,
-                           grid.layout if grid is not None else None)
-        try:
-            slices.append(make_slice(pixels, header, ds, decoded.warnings))
-        except Exception as exc:  # a malformed LUT must not stop the series
-            problems.append(Problem(str(header.path), f"could not prepare the image ({exc})"))
-    return slices, problems
-
-
-def _series_notes(headers: Sequence[FrameHeader], ds: Dataset, parts: int,
-                  part_index: int, volumes: Sequence[Volume]) -> list[Problem]:
+def _series_notes(headers: Sequence[FrameHeader], first: DicomFile, parts: int,
+                  part_index: int, volumes: Sequence[Volume], slices: Sequence[Slice]
+                  ) -> list[Problem]:
+    """The series' warnings, from the images that loaded (``headers``, ``slices``)."""
     notes = []
     source = str(headers[0].path.parent)
     if parts > 1:
         notes.append(Problem(source, f"series mixes {parts} orientations; this is part "
                                      f"{part_index + 1}", Severity.WARNING))
-    if any(h.tile is not None for h in headers) and uih.is_uih(ds):
-        notes.append(Problem(source, uih.note(mosaic_count(ds) or 0, all(
+    if any(h.tile is not None for h in headers) and first.uih:
+        notes.append(Problem(source, uih.note(first.tiles or 0, all(
             h.position is not None for h in headers)), Severity.WARNING))
     elif any(h.tile is not None for h in headers):
-        count = mosaic_count(ds)
         placed = ("placed along the slice normal by the Siemens CSA header"
                   if all(h.position is not None for h in headers)
                   else "kept in the order stored in the mosaic (no readable CSA header)")
-        notes.append(Problem(source, f"Siemens mosaic: each file was cut into {count} slices, "
-                                     f"{placed}", Severity.WARNING))
-    elif uih.unreadable_count(ds):
+        notes.append(Problem(source, f"Siemens mosaic: each file was cut into {first.tiles} "
+                                     f"slices, {placed}", Severity.WARNING))
+    elif first.uih_unreadable:
         notes.append(Problem(source, uih.UNREADABLE_COUNT_NOTE, Severity.WARNING))
     if len(volumes) > 1:
         sizes = sorted({v.count for v in volumes})
@@ -746,6 +865,13 @@ def _series_notes(headers: Sequence[FrameHeader], ds: Dataset, parts: int,
         notes.append(Problem(source, f"{len(volumes)} volumes of {size} slices in one series "
                                      f"(repeats, echoes, diffusion or phase images); {reads}",
                              Severity.WARNING))
+    blank = [s for s in slices if s.display_blank]
+    if blank:
+        warning = next((w for w in blank[0].warnings if w.startswith(BLANK_DISPLAY_WARNING)),
+                       BLANK_DISPLAY_WARNING)
+        notes.append(Problem(source, f"{warning} ({len(blank)} of {len(slices)} images, the "
+                                     f"first {Path(blank[0].source).name}); the model does not "
+                                     "assess them", Severity.WARNING))
     return notes
 
 

@@ -16,7 +16,13 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from workstation.imaging.series import FloatImage, Slice, VoiLut, Window
+from workstation.imaging.series import (
+    BLANK_DISPLAY_WARNING,
+    FloatImage,
+    Slice,
+    VoiLut,
+    Window,
+)
 
 # Percentiles for a robust window when the file carries none: ignores the few hot pixels
 # and the empty background that would otherwise flatten the contrast.
@@ -68,6 +74,11 @@ def apply_window(raw: FloatImage, window: Window) -> FloatImage:
     Non-finite results show as 0 (black before any MONOCHROME1 inversion).
     """
     raw = np.asarray(raw, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # a window of 1e300: inf, then 0 or 1
+        return _apply_window(raw, window)
+
+
+def _apply_window(raw: FloatImage, window: Window) -> FloatImage:
     if window.lut is not None:
         out = apply_voi_lut(raw, window.lut)
     elif window.function == "SIGMOID":
@@ -93,8 +104,10 @@ def apply_window(raw: FloatImage, window: Window) -> FloatImage:
 
 def apply_voi_lut(raw: FloatImage, lut: VoiLut) -> FloatImage:
     """The file's VOI LUT on modality values, as pydicom's ``apply_voi`` indexes it
-    (truncated to the entry, clamped to the first and last), scaled to [0, 1]."""
-    table = np.asarray(lut.table, dtype=np.float32) / np.float32(2 ** lut.bits - 1)
+    (truncated to the entry, clamped to the first and last), scaled to [0, 1]; entries a
+    damaged table holds outside its own bit range are clamped, never shown outside [0, 1]."""
+    top = np.float32(max(1, 2 ** max(0, lut.bits) - 1))
+    table = np.clip(np.asarray(lut.table, dtype=np.float32) / top, 0.0, 1.0)
     finite = np.isfinite(raw)
     index = np.zeros(raw.shape, dtype=np.int64)
     index[finite] = np.floor(raw[finite] - np.float32(lut.first_mapped)).astype(np.int64)
@@ -159,6 +172,31 @@ def is_uniform(arr: npt.NDArray[np.generic]) -> bool:
         return True
     flat = arr.reshape(-1)
     return bool(np.all(flat == flat[0]))
+
+
+def blank_window_warning(raw: npt.NDArray[np.generic], image: npt.NDArray[np.generic],
+                         window: Window) -> str | None:
+    """The warning for a display ``image`` that is one flat grey although ``raw`` varies
+    (``Slice.display_blank``), saying where the values lie against the window; else None."""
+    if not is_uniform(np.asarray(image)) or is_uniform(np.asarray(raw)):
+        return None
+    finite = np.asarray(raw, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    values = (f"{float(finite.min()):.6g} to {float(finite.max()):.6g}" if finite.size
+              else "none finite")
+    if window.lut is not None:
+        how = f"the file's VOI LUT maps every value ({values}) to one grey"
+    else:
+        shown = f"window (center {float(window.center):.6g}, width {float(window.width):.6g})"
+        low = float(window.center) - float(window.width) / 2.0
+        high = float(window.center) + float(window.width) / 2.0
+        if finite.size and float(finite.max()) <= low:
+            how = f"every value ({values}) lies below the {shown}"
+        elif finite.size and float(finite.min()) >= high:
+            how = f"every value ({values}) lies above the {shown}"
+        else:
+            how = f"the {shown} maps every value ({values}) to one grey"
+    return f"{BLANK_DISPLAY_WARNING}: {how}; the image shows one flat grey"
 
 
 def frozen(arr: npt.NDArray[np.generic]) -> FloatImage:

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from workstation.imaging.dicom import MAX_DIMENSION, MAX_PIXELS_PER_FILE
+from workstation.imaging.bounds import MAX_DIMENSION, MAX_IMAGES_PER_FILE, MAX_PIXELS_PER_FILE
 from workstation.imaging.errors import UnreadableImageError
+from workstation.imaging.guard import RASTER_FAILED, FileBudget, file_step
 from workstation.imaging.naming import natural_key
 from workstation.imaging.pixels import (
+    blank_window_warning,
     display_image,
     frozen,
     is_uniform,
@@ -54,13 +56,27 @@ def _frame_to_array(frame: Image.Image) -> tuple[np.ndarray, list[str], bool]:
 
 
 def read_raster_slices(path: Path) -> tuple[list[Slice], list[str]]:
-    """All frames of one image file as slices (several for a multi-page TIFF)."""
+    """All frames of one image file as slices (several for a multi-page TIFF).
+
+    The file's one guarded step (imaging.guard): any failure is an UnreadableImageError in
+    plain words. Every page's size is checked against the budgets of imaging.bounds before
+    the page is decoded, and the time budget between pages.
+    """
+    budget = FileBudget()
+    with file_step(RASTER_FAILED), warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return _read_pages(path, budget)
+
+
+_PIL_FAILURES = (UnidentifiedImageError, Image.DecompressionBombError,
+                 Image.DecompressionBombWarning, SyntaxError, ValueError, OSError)
+
+
+def _read_pages(path: Path, budget: FileBudget) -> tuple[list[Slice], list[str]]:
     try:
         if path.stat().st_size == 0:
             raise UnreadableImageError("the file is empty (0 bytes)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+        image = Image.open(path)
     except UnreadableImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError,
@@ -69,26 +85,46 @@ def read_raster_slices(path: Path) -> tuple[list[Slice], list[str]]:
     except OSError as exc:
         raise UnreadableImageError(f"cannot be opened ({exc})") from exc
     with image:
-        width, height = image.size
-        if width <= 0 or height <= 0:
-            raise UnreadableImageError(f"the image size {width}x{height} is empty")
-        if width > MAX_DIMENSION or height > MAX_DIMENSION or width * height > MAX_PIXELS_PER_FILE:
-            raise UnreadableImageError(
-                f"the image size {width}x{height} is larger than this workstation accepts "
-                f"({MAX_DIMENSION} pixels a side)"
-            )
         slices: list[Slice] = []
         notes: list[str] = []
+        pixels = 0
         try:
             for index, frame in enumerate(ImageSequence.Iterator(image)):
+                budget.check()
+                pixels += _check_page(frame, index)
+                if pixels > MAX_PIXELS_PER_FILE or index >= MAX_IMAGES_PER_FILE:
+                    raise UnreadableImageError(
+                        f"the file's {index + 1} pages hold more pixels than this "
+                        f"workstation accepts in one file ({MAX_PIXELS_PER_FILE:,})")
                 arr, frame_notes, eight_bit = _frame_to_array(frame)
                 notes.extend(n for n in frame_notes if n not in notes)
                 slices.append(_make_slice(arr, str(path), index, frame_notes, eight_bit))
-        except (OSError, SyntaxError, ValueError) as exc:
+        except UnreadableImageError:
+            raise
+        except _PIL_FAILURES as exc:
             raise UnreadableImageError(_pil_reason(exc)) from exc
     if not slices:
         raise UnreadableImageError("the file holds no image")
     return slices, notes
+
+
+def _check_page(frame: Image.Image, index: int) -> int:
+    """The page's pixel count, after refusing a page whose size is empty or too large."""
+    width, height = frame.size
+    page = f"page {index + 1}: " if index else ""
+    if width <= 0 or height <= 0:
+        raise UnreadableImageError(f"{page}the image size {width}x{height} is empty")
+    if width > MAX_DIMENSION or height > MAX_DIMENSION or width * height > MAX_PIXELS_PER_FILE:
+        raise UnreadableImageError(
+            f"{page}the image size {width}x{height} is larger than this workstation accepts "
+            f"({MAX_DIMENSION} pixels a side)"
+        )
+    if Image.MAX_IMAGE_PIXELS is not None and width * height > Image.MAX_IMAGE_PIXELS:
+        # Pillow checks only the first page of a file against its bomb limit
+        raise UnreadableImageError(
+            f"{page}the image size {width}x{height} is far too large to open safely "
+            "(decompression bomb guard)")
+    return int(width) * int(height)
 
 
 def _make_slice(arr: np.ndarray, source: str, index: int, notes: list[str],
@@ -96,9 +132,14 @@ def _make_slice(arr: np.ndarray, source: str, index: int, notes: list[str],
     raw = np.asarray(arr, dtype=np.float32)
     window = _FULL_8_BIT if eight_bit else percentile_window(raw)
     warnings_ = list(notes)
+    image = display_image(raw, window)
     if is_uniform(raw):
         warnings_.append("the image is uniform (no visible content)")
-    return Slice(image=frozen(display_image(raw, window)), raw=frozen(raw), window=window,
+    else:
+        blank = blank_window_warning(raw, image, window)
+        if blank is not None:
+            warnings_.append(blank)
+    return Slice(image=frozen(image), raw=frozen(raw), window=window,
                  source=source, frame=index if index else None, warnings=tuple(warnings_))
 
 

@@ -54,6 +54,16 @@ class Problem:
         return f"{self.path}: {self.message}"
 
 
+# The start of a slice's warning when its window shows one flat grey although its modality
+# values vary (pixels.blank_window_warning); such a slice is ``Slice.display_blank``.
+BLANK_DISPLAY_WARNING = "the window leaves nothing visible"
+
+
+def _flat(arr: npt.NDArray[np.generic]) -> bool:
+    flat = np.asarray(arr).reshape(-1)
+    return flat.size == 0 or bool(np.all(flat == flat[0]))
+
+
 # VOI LUT Function (0028,1056), PS3.3 C.11.2.1.3: how a window maps modality values to grey
 VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 
@@ -152,6 +162,13 @@ class Slice:
     def shape(self) -> tuple[int, int]:
         rows, cols = self.image.shape
         return int(rows), int(cols)
+
+    @property
+    def display_blank(self) -> bool:
+        """The displayed image is one flat grey although the modality values vary: the
+        window (a Window Center of 1e300, a rescale that moves every value past it) leaves
+        nothing visible. The model does not assess such an image (analysis.triage)."""
+        return _flat(self.image) and not _flat(self.raw)
 
     @property
     def monochrome1(self) -> bool:

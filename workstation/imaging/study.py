@@ -1,6 +1,10 @@
 """Opening paths: discover files, split them into DICOM and raster series, load each.
 
-A bad file is reported and skipped; it never stops the rest of the study.
+A bad file is reported and skipped; it never stops the rest of the study. Each file passes
+one guarded boundary per step (imaging.guard): ``dicom.read_file`` reads its header and
+computes everything grouping needs of it, ``dicom.file_slices`` decodes it, and
+``raster.read_raster_slices`` reads an image file; any failure in a step becomes a Problem
+naming the file.
 """
 
 from __future__ import annotations
@@ -10,14 +14,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workstation.imaging import decode as decoding
 from workstation.imaging.dicom import (
     DicomFile,
     build_series,
-    frame_headers,
+    first_slice,
     group_series,
-    make_slice,
-    read_dataset,
+    read_file,
 )
 from workstation.imaging.errors import NotAnImageError, UnreadableImageError
 from workstation.imaging.naming import natural_key
@@ -122,14 +124,10 @@ def _walk_folder(root: Path, found: Discovery) -> None:
 
 
 def _preview(item: DicomFile, files: int) -> Preview | None:
-    try:
-        header = frame_headers(item.path, item.dataset)[0]
-        if header.tile is not None:
-            return None  # a mosaic's first tile is rarely a useful picture
-        frames = decoding.decode(item.dataset).frames
-        return Preview(make_slice(frames[header.frame or 0], header, item.dataset), files)
-    except Exception:  # the file's problem is reported when the series is built
-        return None
+    if not item.headers or item.headers[0].tile is not None:
+        return None  # a mosaic's first tile is rarely a useful picture
+    image = first_slice(item)  # guarded; a problem is reported when the series is built
+    return Preview(image, files) if image is not None else None
 
 
 def iter_study(paths: Sequence[str | os.PathLike[str]], previews: bool = False
@@ -144,7 +142,7 @@ def iter_study(paths: Sequence[str | os.PathLike[str]], previews: bool = False
     want_preview = previews and len(found.dicom_candidates) >= PREVIEW_FROM
     for path in found.dicom_candidates:
         try:
-            dicom_files.append(DicomFile(path, read_dataset(path)))
+            dicom_files.append(read_file(path))
             if want_preview:
                 preview = _preview(dicom_files[-1], len(found.dicom_candidates))
                 if preview is not None:

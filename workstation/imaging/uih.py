@@ -41,6 +41,8 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pydicom.values import convert_SQ
 
+from workstation.imaging.bounds import tiles_fit
+
 PRIVATE_CREATOR = "Image Private Header"
 PRIVATE_CREATOR_TAG = Tag(0x0065, 0x0010)
 SLICES_IN_VOLUME_TAG = Tag(0x0065, 0x1050)  # MR Number Of Slice In Volume, DS
@@ -110,8 +112,8 @@ def grid(ds: Dataset) -> Grid | None:
         height, width = int(ds.Rows), int(ds.Columns)
     except (AttributeError, TypeError, ValueError):
         return None
-    if height // rows < 1 or width // columns < 1:
-        return None  # more tiles than pixels: the count is corrupt
+    if not tiles_fit(count, height, width, rows, columns):
+        return None  # tiles under MIN_TILE_SIDE pixels a side (imaging.bounds): corrupt
     return Grid(count=count, rows=rows, columns=columns)
 
 

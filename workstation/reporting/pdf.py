@@ -7,6 +7,9 @@ meaning: the verdict is in words and the banner prints as a dark or light band i
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import glob
 import io
 import os
 import tempfile
@@ -279,19 +282,54 @@ def build_story(content: ReportContent, page_width: float) -> list[Any]:
     return story
 
 
+class ReportWriteError(OSError):
+    """The report could not be written; the message names the file."""
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror or str(cause), str(path))
+        self.path = path
+        self.cause = cause
+
+    def __str__(self) -> str:
+        if self.errno == errno.ENOSPC:
+            why = "the disk is full (no space left on the device)"
+        elif self.errno == errno.EDQUOT:
+            why = "the disk quota is used up"
+        else:
+            why = self.strerror or str(self.cause)
+        return f"{self.path} could not be written: {why}"
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Remove the temporary files an earlier write of ``path`` left when it was killed
+    (``write_report`` removes its own on any exception, but not after a SIGKILL)."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+
+
 def write_report(content: ReportContent, path: Path, page_size: str = "A4",
                  force: bool = False) -> Path:
-    """Write the PDF atomically: to a temporary file beside ``path``, then rename."""
+    """Write the PDF atomically: to a temporary file beside ``path``, then rename.
+
+    The temporary file is removed on any failure, and leftovers of an earlier, killed write
+    of the same report are removed first. An OSError (a full disk...) is raised as a
+    ReportWriteError that names ``path``.
+    """
     path = Path(path)
     if path.exists() and not force:
         raise ReportExistsError(f"{path} already exists (use --force to overwrite it)")
     size = PAGE_SIZES.get(page_size)
     if size is None:
         raise ValueError(f"page size must be one of {', '.join(PAGE_SIZES)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part",
-                                         dir=path.parent)
-    os.close(handle)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(path)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part",
+                                             dir=path.parent)
+        os.close(handle)
+    except OSError as exc:
+        raise ReportWriteError(path, exc) from exc
     try:
         document = SimpleDocTemplate(
             temporary, pagesize=size, leftMargin=15 * mm, rightMargin=15 * mm,
@@ -304,7 +342,10 @@ def write_report(content: ReportContent, path: Path, page_size: str = "A4",
 
         document.build(build_story(content, size[0]), canvasmaker=Canvas)
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            Path(temporary).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, ReportWriteError):
+            raise ReportWriteError(path, exc) from exc
         raise
     return path

@@ -1,0 +1,1 @@
+"""Fuzzing harness for ``workstation.imaging.load_study`` (see tests/fuzz/README.md)."""
