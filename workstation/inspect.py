@@ -12,7 +12,7 @@ from typing import Any
 from workstation import __version__
 from workstation.imaging import Problem, Series, Severity, Study, Volume
 
-SCHEMA_VERSION = 2  # 2: the volumes of each series
+SCHEMA_VERSION = 3  # 2: the volumes of each series; 3: the protocol name
 
 
 def problem_document(problem: Problem) -> dict[str, str]:

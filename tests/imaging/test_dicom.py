@@ -125,6 +125,15 @@ def test_metadata_for_report_and_gui(tmp_path: Path) -> None:
         "20261125", "ACC-1", "MR", 3)
     assert info.pixel_spacing == (0.9, 0.9) and info.slice_thickness == 5.0
     assert info.body_part_examined == "BRAIN" and info.institution_name == "Test Clinic"
+    assert info.protocol_name is None  # not in these files
+
+
+def test_protocol_name_is_read_beside_the_descriptions(tmp_path: Path) -> None:
+    ds = mr_dataset(gradient(), series_uid=generate_uid(), instance=1, description="SAG T2")
+    ds.ProtocolName = "t2_tse_sag_knee"
+    write(ds, tmp_path / "x")
+    info = load_study([tmp_path]).series[0].info
+    assert (info.series_description, info.protocol_name) == ("SAG T2", "t2_tse_sag_knee")
 
 
 def test_enhanced_multiframe_frames_become_slices(pydicom_data_files: Path) -> None:

@@ -80,6 +80,7 @@ READ_TAGS = [Tag(t) for t in (
     "SOPClassUID", "SOPInstanceUID", "ImageType", "Modality", "Manufacturer",
     "InstitutionName", "StudyDate", "StudyDescription", "StudyInstanceUID", "AccessionNumber",
     "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "BodyPartExamined",
+    "ProtocolName",
     "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "InstanceNumber",
     "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
     "RescaleSlope", "RescaleIntercept", "RescaleType", "WindowCenter", "WindowWidth",
@@ -628,6 +629,7 @@ def series_info(ds: Dataset) -> SeriesInfo:
         series_number=_int_or_none(ds.get("SeriesNumber")),
         series_description=_text(ds, "SeriesDescription"),
         body_part_examined=_text(ds, "BodyPartExamined"),
+        protocol_name=_text(ds, "ProtocolName"),
         pixel_spacing=spacing,  # type: ignore[arg-type]
         slice_thickness=thickness,
         institution_name=_text(ds, "InstitutionName"),

@@ -128,6 +128,7 @@ class SeriesInfo:
     series_number: int | None = None
     series_description: str | None = None
     body_part_examined: str | None = None
+    protocol_name: str | None = None
     pixel_spacing: tuple[float, float] | None = None
     slice_thickness: float | None = None
     institution_name: str | None = None
