@@ -61,8 +61,8 @@ def test_the_schemas_are_valid_and_agree_with_the_code() -> None:
     inspect_schema, triage_schema = schema("inspect"), schema("triage")
     for document in (inspect_schema, triage_schema):
         jsonschema.Draft202012Validator.check_schema(document)
-    assert inspect_schema["properties"]["schema"]["const"] == SCHEMA_VERSION == 2
-    assert triage_schema["properties"]["schema"]["const"] == TRIAGE_SCHEMA_VERSION == 2
+    assert inspect_schema["properties"]["schema"]["const"] == SCHEMA_VERSION == 3
+    assert triage_schema["properties"]["schema"]["const"] == TRIAGE_SCHEMA_VERSION == 3
     # the triage document lists the volumes "as in inspect --json"
     assert triage_schema["$defs"]["volume"] == inspect_schema["$defs"]["volume"]
 
@@ -76,7 +76,7 @@ def test_inspect_json_of_real_and_broken_input_holds_its_schema(datasets: Path,
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     validate(document, "inspect")
-    assert document["schema"] == 2
+    assert document["schema"] == 3
     volumes = {Path(s["source"]).name: len(s["volumes"]) for s in document["series"]}
     assert volumes["mr_0003"] == 2 and volumes["ge_epi_axial"] == 10
     assert {p["severity"] for p in document["problems"]} == {"error", "skipped"}
@@ -102,7 +102,7 @@ def test_triage_json_of_real_and_broken_input_holds_its_schema(datasets: Path,
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     validate(document, "triage")
-    assert document["schema"] == 2
+    assert document["schema"] == 3
     by_source = {(Path(s["source"]).name, s["description"]): s for s in document["series"]}
     multi = next(s for (name, _), s in by_source.items() if name == "mr_0003")
     assert len(multi["volumes"]) == 2 and multi["assessed_on"] is not None

@@ -20,6 +20,7 @@ SLICE_KEYS = {"index", "volume", "file", "probabilities", "predicted_class", "ve
               "mask_area_px", "peak"}
 SERIES_KEYS = {"source", "series_uid", "description", "modality", "plane", "plane_source",
                "verdict", "predicted_class", "confidence", "review_reasons", "assessed_on",
+               "decided_by", "tumour_images", "series_suspicion",
                "volumes", "slices"}
 VOLUME_KEYS = {"index", "label", "first_slice", "slice_count", "anatomical", "assessed",
                "not_assessed_reason"}

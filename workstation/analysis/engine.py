@@ -27,6 +27,7 @@ from workstation.analysis.network import (
 )
 from workstation.analysis.ood import Novelty, ct_probability
 from workstation.analysis.preprocess import INPUT_SIZE, Prepared, mask_to_image, prepare
+from workstation.analysis.series_rule import RuleParameters
 from workstation.analysis.triage import Policy
 from workstation.imaging.series import Slice
 
@@ -42,6 +43,8 @@ class Calibration:
     ct_weights: npt.NDArray[np.float32] | None = None  # (D,)
     ct_bias: float = 0.0
     ct_threshold: float = 1.0
+    # the whole-series rule chosen on validation series; None: a model without one
+    series_rule: RuleParameters | None = None
 
     @classmethod
     def from_archive(cls, archive: dict[str, object]) -> Calibration:
@@ -58,13 +61,30 @@ class Calibration:
                         else weights.float().numpy()),  # type: ignore[attr-defined]
             ct_bias=float(archive.get("ct_bias", 0.0)),  # type: ignore[arg-type]
             ct_threshold=float(archive.get("ct_threshold", 1.0)),  # type: ignore[arg-type]
+            series_rule=series_rule_of(archive),
         )
 
     def policy(self) -> Policy:
         return Policy(review_threshold=self.review_threshold,
                       ood_threshold=self.novelty.threshold, ct_threshold=self.ct_threshold,
                       reference_ood_threshold=(self.reference.threshold if self.reference
-                                               else float("inf")))
+                                               else float("inf")),
+                      series_rule=self.series_rule)
+
+
+SERIES_RULE_KEYS = ("min_extent_mm", "window_mm", "clear_below", "overlap")
+
+
+def series_rule_of(archive: dict[str, object]) -> RuleParameters | None:
+    """The series rule's parameters kept in the weights archive (``series_rule_<name>``),
+    or None when the model has none."""
+    if "series_rule_clear_below" not in archive:
+        return None
+    values = {k: archive[f"series_rule_{k}"] for k in SERIES_RULE_KEYS}
+    return RuleParameters(min_extent_mm=float(values["min_extent_mm"]),  # type: ignore[arg-type]
+                          window_mm=float(values["window_mm"]),  # type: ignore[arg-type]
+                          clear_below=float(values["clear_below"]),  # type: ignore[arg-type]
+                          overlap=bool(values["overlap"]))
 
 
 @dataclass(frozen=True, eq=False)

@@ -69,6 +69,8 @@ class ReasonKind(enum.StrEnum):
     MOSTLY_UNASSESSABLE = "mostly_unassessable"  # more than half the images refused
     SOME_UNASSESSABLE = "some_unassessable"
     SINGLE_TUMOUR_IMAGE = "single_tumour_image"  # one weak tumour image, the rest normal
+    # the whole-series rule: suspicion that neither persists nor is low enough to clear
+    SERIES_SUSPICION = "series_suspicion"
 
 
 class Reason(NamedTuple):
@@ -189,6 +191,18 @@ class SeriesVerdict(_WithReasons):
     plane: str
     plane_source: str
     reason_kinds: tuple[ReasonKind, ...] = ()  # one per review reason, in the same order
+    # decided by the whole-series rule (analysis.series_rule): ``carrying`` are the series
+    # indices of the run(s) of neighbouring slices that carry the tumour, ``suspicion`` the
+    # series' highest windowed mean p(tumour), ``window_mm`` that window
+    by_series_rule: bool = False
+    carrying: tuple[int, ...] = ()
+    suspicion: float = 0.0
+    window_mm: float = 0.0
+
+    @property
+    def carrying_findings(self) -> list[Finding]:
+        wanted = set(self.carrying)
+        return [f for f in self.findings if f.index in wanted]
 
     @property
     def strongest(self) -> Finding | None:
@@ -199,6 +213,9 @@ class SeriesVerdict(_WithReasons):
     def class_probability(self) -> float:
         """p(``predicted_class``) on the strongest tumour image, the image whose p(tumour)
         is the confidence; 0 without a tumour image."""
+        if self.carrying and self.predicted_class in CLASSES:
+            return float(np.mean([f.probabilities[self.predicted_class]
+                                  for f in self.carrying_findings]))
         strongest = self.strongest
         if strongest is None or self.predicted_class not in CLASSES:
             return 0.0
@@ -214,6 +231,8 @@ class SeriesVerdict(_WithReasons):
         name another class, each class is listed with its images, the strongest first.
         """
         words = VERDICT_WORDS[self.verdict]
+        if self.by_series_rule:
+            return self._series_rule_headline(words)
         if self.verdict is Verdict.NO_TUMOUR:
             return f"{words}: p(no tumour) {percent(self.confidence)} or more on every image"
         groups = class_groups(self.findings)
@@ -230,6 +249,24 @@ class SeriesVerdict(_WithReasons):
             bound = percent(best) if len(images) == 1 else f"up to {percent(best)}"
             parts.append(f"{name} on {image_numbers(self.series, images)} ({bound})")
         return f"{words}: classes disagree: {', '.join(parts)}; {tumour}"
+
+    def _series_rule_headline(self, words: str) -> str:
+        """The whole-series rule's verdict: the run that carries the tumour, or the
+        series' highest suspicion over neighbouring slices."""
+        if self.verdict is Verdict.TUMOUR and self.carrying:
+            images = self.carrying_findings
+            volume = self.series.volume_of(images[0].index)
+            first, last = (f.index - volume.start + 1 for f in (images[0], images[-1]))
+            where = f"images {first} to {last} of {volume.count}" + (
+                f", {volume.name}" if self.series.is_multi_volume else "")
+            return (f"{words}: most likely {self.predicted_class} "
+                    f"({percent(self.class_probability)} on average over {len(images)} "
+                    f"neighbouring images, {where}); tumour probability "
+                    f"{percent(self.confidence)}")
+        if self.verdict is Verdict.NO_TUMOUR:
+            return (f"{words}: no tumour suspicion across neighbouring images (at most "
+                    f"{percent(self.suspicion, 1)} p(tumour) over {self.window_mm:g} mm)")
+        return words
 
     def finding_at(self, index: int) -> Finding | None:
         """The finding of slice ``index`` of the series; None where it was not assessed

@@ -105,7 +105,7 @@ def triage_study(study: Study, engine: Any,
 
 # the ``schema`` key of the triage document (workstation/schemas/triage.schema.json); 2: the
 # key itself, assessed_on and the volumes of each series, the volume of each image
-TRIAGE_SCHEMA_VERSION = 2
+TRIAGE_SCHEMA_VERSION = 3  # 3: decided_by, tumour_images, series_suspicion
 
 
 def _round(value: float) -> float:
@@ -144,6 +144,9 @@ def verdict_document(verdict: SeriesVerdict) -> dict[str, Any]:
         "confidence": _round(verdict.confidence),
         "review_reasons": list(verdict.review_reasons),
         "assessed_on": verdict.assessed_on,
+        "decided_by": "series rule" if verdict.by_series_rule else "image rule",
+        "tumour_images": [f.index for f in verdict.carrying_findings],
+        "series_suspicion": _round(verdict.suspicion) if verdict.by_series_rule else None,
         "volumes": [volume_document(v) for v in series.volumes],
         "slices": [finding_document(f, series) for f in verdict.findings],
     }

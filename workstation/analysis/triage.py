@@ -4,9 +4,10 @@ A slice is cleared as no_tumour only when p(no_tumour) reaches the review thresh
 chosen on the validation split so that no tumour slice there was cleared; anything less
 confident goes to a human, and so does a confident no-tumour call on which the mask decoder
 outlines a suspect region (the heads disagree; a cleared slice never shows an outline).
-DICOM metadata (Modality, Body Part Examined), a CT check and two out-of-distribution
-scores (on the network's features and on an unchanged ImageNet network's) decide what
-cannot be assessed.
+DICOM metadata (``header_check``: Modality, Body Part Examined, descriptions), a CT check
+and two out-of-distribution scores (on the network's features and on an unchanged ImageNet
+network's) decide what cannot be assessed. A whole series is decided by the series rule
+(``series_rule``) when the model has one.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from workstation.analysis.findings import (
     percent,
     strongest_tumour,
 )
+from workstation.analysis.header_check import metadata_problem
 from workstation.analysis.preprocess import INPUT_SIZE
+from workstation.analysis.series_rule import RuleParameters, SeriesReading, read_series
 from workstation.imaging.series import PlaneSource, Series
 
-BRAIN_BODY_PARTS = frozenset({"BRAIN", "HEAD", "SKULL", "HEADNECK", "NEURO", "CEREBRUM"})
 MASK_THRESHOLD = 0.5
 MIN_FOREGROUND = 0.03  # below this share of non-background pixels a slice is blank
 # a slice whose bright end is this far below the series' is outside the head (empty tile)
@@ -83,18 +85,13 @@ class Policy:
     ct_threshold: float = 1.0  # CT probability above which a slice is CT (1.0: never)
     # novelty on the ImageNet reference features above which a slice is refused (inf: never)
     reference_ood_threshold: float = float("inf")
+    # the whole-series rule (analysis.series_rule) for series of MIN_RULE_SLICES or more
+    # positioned slices; None: every series by the image rule (a model without one)
+    series_rule: RuleParameters | None = None
 
 
-def metadata_problem(series: Series) -> Reason | None:
-    """Why the DICOM header says this is not a brain MRI, or None."""
-    modality = (series.info.modality or "").upper()
-    if modality and modality != "MR":
-        return Reason(ReasonKind.NOT_MR, f"not an MR image (modality {modality})")
-    body_part = (series.info.body_part_examined or "").upper().replace(" ", "")
-    if body_part and body_part not in BRAIN_BODY_PARTS:
-        return Reason(ReasonKind.BODY_PART,
-                      f"body part '{series.info.body_part_examined}' is not the brain")
-    return None
+# fewer slices than this (a single picture, a few key images) keep the image rule
+MIN_RULE_SLICES = 3
 
 
 def empty_slices(series: Series) -> list[bool]:
@@ -245,7 +242,55 @@ def series_verdict(series: Series, predictions: Sequence[Prediction], policy: Po
             ReasonKind.NO_ANATOMICAL, "not assessed: no anatomical image in this series (its "
             f"{'volume is' if count == 1 else f'{count} volumes are'} phase, field-map or "
             "other derived images)")])
+    if policy.series_rule is not None:
+        ruled = decide_by_series_rule(findings, series, policy.series_rule)
+        if ruled is not None:
+            verdict, predicted, confidence, reasons, reading = ruled
+            return SeriesVerdict(series, verdict, predicted, confidence,
+                                 tuple(r.text for r in reasons), findings, plane,
+                                 plane_source, tuple(r.kind for r in reasons),
+                                 by_series_rule=True, carrying=reading.carrying,
+                                 suspicion=reading.suspicion,
+                                 window_mm=policy.series_rule.window_mm)
     return verdict_of(*decide(findings, series))
+
+
+def decide_by_series_rule(findings: Sequence[Finding], series: Series, rule: RuleParameters
+                          ) -> tuple[Verdict, str, float, list[Reason], SeriesReading] | None:
+    """The whole-series rule on a series of MIN_RULE_SLICES or more positioned slices (None:
+    the image rule decides). Images outside the head are left out; a series mostly refused
+    cannot be assessed; refused images between assessed ones send a series that would be
+    routine to review (refused images at the ends, past the brain, do not)."""
+    shown = [f for f in findings if not f.has_reason(ReasonKind.EMPTY)]
+    positions = [series.slices[f.index].position for f in shown]
+    if len(shown) < MIN_RULE_SLICES or any(p is None for p in positions):
+        return None
+    refused = [f.verdict is Verdict.CANNOT_ASSESS for f in shown]
+    if sum(refused) * 2 > len(shown):
+        return None  # the image rule says why it cannot be assessed
+    order = sorted(range(len(shown)), key=lambda k: positions[k])  # type: ignore[arg-type,return-value]
+    assessed = [k for k in order if not refused[k]]
+    reading = read_series([shown[k] for k in assessed],
+                          [float(positions[k]) for k in assessed],  # type: ignore[arg-type]
+                          rule)
+    if reading.verdict is Verdict.TUMOUR:
+        return Verdict.TUMOUR, reading.predicted_class, reading.confidence, [], reading
+    reasons = []
+    if reading.verdict is Verdict.REVIEW:
+        reasons.append(Reason(ReasonKind.SERIES_SUSPICION, (
+            f"tumour suspicion that does not persist across neighbouring images, but is too "
+            f"high to clear the series (up to {percent(reading.suspicion, 1)} p(tumour) "
+            f"over {rule.window_mm:g} mm)")))
+    inner = [shown[k] for k in order[order.index(assessed[0]):order.index(assessed[-1]) + 1]
+             if refused[k]]
+    if inner:
+        reasons.append(Reason(ReasonKind.SOME_UNASSESSABLE, (
+            f"{len(inner)} of {len(shown)} images between assessed ones could not be "
+            f"assessed ({image_numbers(series, inner)})")))
+    if reasons:
+        return Verdict.REVIEW, reading.predicted_class if reading.verdict is Verdict.REVIEW \
+            else "no_tumour", reading.confidence, reasons, reading
+    return Verdict.NO_TUMOUR, "no_tumour", reading.confidence, [], reading
 
 
 def decide(findings: Sequence[Finding], series: Series | None = None
