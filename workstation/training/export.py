@@ -239,10 +239,13 @@ def fit_ct_check(mr_features: np.ndarray, ct_features: np.ndarray,
 def app_inputs(datasets: Path, cache: Path, uids: list[str]) -> np.ndarray:
     """The network inputs the app makes of these images (float, from the datasets), in the
     order of ``uids``; the cache holds them rounded to 8 bits."""
+    from workstation.training import volume_cache
     from workstation.training.sources import all_items_for
 
+    flat = {uid for uid in uids if not uid.startswith("vol:")}
     prepared = {item.uid: prepare(item.image).image
-                for item in all_items_for(datasets, cache, set(uids))}
+                for item in all_items_for(datasets, cache, flat)}
+    prepared |= volume_cache.app_inputs(datasets, [uid for uid in uids if uid not in flat])
     missing = [uid for uid in uids if uid not in prepared]
     if missing:
         raise ValueError(f"{len(missing)} images not found in {datasets}, e.g. {missing[0]}")
@@ -250,12 +253,20 @@ def app_inputs(datasets: Path, cache: Path, uids: list[str]) -> np.ndarray:
 
 
 def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, version: str,
-           training_notes: dict[str, object], datasets: Path, cache: Path, imagenet: Path
-           ) -> dict[str, object]:
+           training_notes: dict[str, object], datasets: Path, cache: Path, imagenet: Path,
+           volumes: Manifest | None = None) -> dict[str, object]:
     """Calibrate as the app runs: the weights rounded to fp16 as shipped, the validation
     images prepared from the datasets in float (a threshold set on the 8-bit cache left two
-    validation tumour slices 0.0004 above it on the app's path)."""
+    validation tumour slices 0.0004 above it on the app's path).
+
+    With ``volumes`` (the whole-series slices of training.volume_cache) their validation
+    slices join the calibration (temperature, review threshold, novelty thresholds) and
+    their training slices the novelty banks: a head's edge slices are brain MRI too."""
     torch.set_num_threads(2)
+    if volumes is not None:
+        manifest = Manifest(rows=manifest.rows + volumes.rows,
+                            images=np.concatenate([manifest.images, volumes.images]),
+                            masks=np.concatenate([manifest.masks, volumes.masks]))
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     trained = TriageNet.for_weights(state)
     shipped = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
@@ -341,6 +352,35 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
             "validation_tumour_slices_cleared": int((~normal_val & cleared).sum()),
         },
         "training": training_notes,
+    }
+    (models_dir / f"{name}.json").write_text(json.dumps(description, indent=2) + "\n")
+    if volumes is not None:
+        description = add_series_rule(models_dir, name, archive, description, datasets)
+    return description
+
+
+def add_series_rule(models_dir: Path, name: str, archive: dict[str, Any],
+                    description: dict[str, Any], datasets: Path) -> dict[str, Any]:
+    """Choose the whole-series rule on the validation series with the exported model, as
+    the app runs it, and keep it in the weights archive (verified with them)."""
+    from workstation.analysis.engine import SERIES_RULE_KEYS, Engine
+    from workstation.training.series_rule_choice import choose, per_series, validation_series
+
+    engine = Engine(models_dir / f"{name}.json", device="cpu")
+    items = validation_series(datasets, engine)
+    rule, table = choose(items)
+    archive.update({f"series_rule_{k}": getattr(rule, k) for k in SERIES_RULE_KEYS})
+    weights = models_dir / f"{name}.pt"
+    torch.save(archive, weights)
+    digest = sha256_of(weights)
+    (models_dir / f"{name}.pt.sha256").write_text(f"{digest}  {weights.name}\n")
+    description["sha256"] = digest
+    description["series_rule"] = {
+        **{k: getattr(rule, k) for k in SERIES_RULE_KEYS},
+        "chosen_on": f"{len(items)} validation series "
+                     f"({sum(i.truth == 'no_tumour' for i in items)} healthy)",
+        "best_candidates": table[:6],
+        "validation_series": per_series(items, rule),
     }
     (models_dir / f"{name}.json").write_text(json.dumps(description, indent=2) + "\n")
     return description

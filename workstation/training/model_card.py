@@ -94,10 +94,12 @@ def render(report: dict[str, Any], description: dict[str, Any],
         f"# Model card: {description['name']} {description['version']}",
         "",
         "Decision support for brain MRI triage, **not a diagnosis**. The model reads single",
-        "2D slices; every uncertain no-tumour call goes to a human.",
+        "2D slices; a whole series is decided by the series rule (a tumour must persist",
+        "across neighbouring slices); every uncertain no-tumour call goes to a human.",
         "",
         "Every figure below was printed by `workstation evaluate` (it rewrites this file) on",
-        "the grouped test split; see the README for the commands.",
+        "the grouped test split and on the held-out whole series; see the README for the",
+        "commands.",
         "",
         "## Model",
         f"- Architecture: {description['architecture']}; input {description['input_size']} px",
@@ -150,6 +152,18 @@ def render(report: dict[str, Any], description: dict[str, Any],
                  else " and a class-head refit on the frozen network")
         lines.append(f"- Training: {epochs} epochs{refit}, {minutes} minutes on "
                      f"{history['device']} ({history.get('machine', 'unknown machine')}).")
+        series_epochs = int(history["config"].get("series_epochs", 0))
+        if series_epochs and history.get("started_from"):
+            stage5 = history["history"][-series_epochs:]
+            before = history["history"][-series_epochs - 1]["minutes"]
+            lines.append(
+                f"- Whole-series stage 5 ({series_epochs} epochs, "
+                f"{stage5[-1]['minutes'] - before:.1f} minutes of the above) started from "
+                f"{history['started_from']}: the CPU route (`workstation train --from-weights "
+                "models/triage-v1.pt`); the stages before it are those of triage-v1 (their "
+                "time as measured when it was trained). `workstation train` runs all five "
+                "stages from the ImageNet start; stage 5 then starts from the unrounded fp32 "
+                "stage 4 weights, so its weights differ from these in rounding.")
     lines += _measured_elsewhere(measurements or {}, history["config"] if history else None,
                                  description["sha256"])
     lines += [
@@ -258,11 +272,15 @@ def render(report: dict[str, Any], description: dict[str, Any],
                   "(look at them before trusting a 'no tumour'):", ""]
         lines += [f"- `{c['uid']}` ({c['label']}, p(no_tumour) = {c['p_no_tumour']})"
                   for c in t["cleared_tumour_slices"]]
+    lines += series_section(report.get("series"), description.get("series_rule"))
     lines += [
         "",
         "## Limits",
-        "- Trained on public 2D slices (mostly contrast T1, T2 and FLAIR) and a few",
-        "  volunteers' EPI series; it has not been validated on a hospital's own scanners.",
+        "- Trained on public 2D slices (mostly contrast T1, T2 and FLAIR), a few volunteers'",
+        "  EPI series and whole volumes (healthy heads mostly T1 at 2 mm, glioma volumes",
+        "  skull-stripped T1c and FLAIR); it has not been validated on a hospital's own",
+        "  scanners. No healthy FLAIR head was available: a whole FLAIR series is the least",
+        "  tested input.",
         "- Plane labels of the 2D sets come from a model checked by eye on contact sheets",
         "  (`models/labels/planes_2d.csv`), not from the scanner.",
         "- Normal coronal and sagittal material is scarce (one BraTS case, one volunteer's",
@@ -274,6 +292,100 @@ def render(report: dict[str, Any], description: dict[str, Any],
         "",
     ]
     return "\n".join(lines)
+
+
+SERIES_TARGETS = {"healthy_slices_called_tumour": 0.01}
+
+# the training sources and their licences (datasets/README.md, each folder's SOURCES.md)
+TRAINING_SOURCES = (
+    ("figshare brain tumour set (J. Cheng), 2D slices with tumour masks", "CC BY 4.0"),
+    ("Nickparvar \"Brain Tumor MRI Dataset\" (Kaggle; a merge of figshare, SARTAJ and "
+     "Br35H), 2D", "not stated in the datasets README: check the Kaggle page before any "
+     "use beyond research"),
+    ("volunteer EPI DICOM series (`dicom/`, neurolabusc/dcm_qa*)", "BSD-2-Clause"),
+    ("BraTS 2023 GLI case 00001, 2D slices", "BraTS challenge data (Apache-2.0 repository "
+     "that does not restate a data licence)"),
+    ("IXI healthy T1 heads (`normal/nifti/ixi*`)", "CC BY-SA 3.0 (share-alike)"),
+    ("MNI152 T1 template", "MNI ICBM152 notice (any purpose, keep the notice)"),
+    ("BraTS 2018 glioma volumes with masks (`volumes/brats18_*`, TCIA TCGA-GBM/LGG)",
+     "MIT repository; BraTS and TCIA terms for the data"),
+    ("BraTS 2013 glioma volumes with masks (`volumes/brats2013_*`)",
+     "**CC BY-NC-SA 3.0: non-commercial, share-alike**"),
+)
+# used to choose thresholds only, never trained on: chrisrorden T1/PD (CC BY-NC 4.0,
+# non-commercial, "do not ship"), niivue T2 (BSD-2-Clause, weakest provenance)
+
+
+def series_section(series: dict[str, Any] | None, rule: dict[str, Any] | None) -> list[str]:
+    """The whole-series figures on the held-out series, beside the slice figures."""
+    lines = ["", "## Results on whole series (held out)", ""]
+    if rule:
+        lines += [
+            f"Series rule (chosen on {rule['chosen_on']}, `analysis/series_rule.py`): a",
+            f"series is tumour when neighbouring slices called tumour, their suspect regions "
+            f"{'overlapping' if rule['overlap'] else '(overlap not required)'}, cover at "
+            f"least {rule['min_extent_mm']:g} mm; otherwise routine when the highest mean",
+            f"p(tumour) over {rule['window_mm']:g} mm is below {rule['clear_below']:.4g}, "
+            "review above. A single image keeps the image rule.", ""]
+    if not series:
+        return [*lines, "Not measured (no held-out series in this run)."]
+    rows, summary = series["series"], series["summary"]
+    lines += ["| series | truth | verdict (class) | slices assessed | healthy slices called "
+              "tumour | region drawn on healthy slices | refused | tumour slices found / "
+              "cleared | Dice 3D |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        label = r["verdict"] + (f" ({r['predicted_class']})" if r["verdict"] != "no_tumour"
+                                and r["predicted_class"] else "")
+        assessed = max(1, r["assessed_images"])
+        tumour = (f"{r['tumour_slices_called_tumour']} of {r['tumour_slices']} / "
+                  f"{r['tumour_slices_cleared']}" if "tumour_slices" in r else "")
+        dice = "" if r.get("dice_3d") is None else f"{r['dice_3d']:.3f}"
+        lines.append(
+            f"| {r['series']} | {r['truth']} | {label} | {r['assessed_images']} | "
+            f"{r['clear_slices_called_tumour']} of {r['clear_slices']} | "
+            f"{r['clear_slices_with_region_drawn']} | {r['images_refused']} "
+            f"({r['images_refused'] / assessed:.0%}) | {tumour} | {dice} |")
+    healthy = summary["healthy_slices"]
+    share = summary["healthy_slices_called_tumour"] / healthy if healthy else 0.0
+    verdicts = summary["healthy_verdicts"]
+    glioma = summary["tumour_series_class_glioma"]
+    lines += [
+        "",
+        "| measure | value | target |",
+        "| --- | --- | --- |",
+        f"| healthy series: tumour / routine / review / cannot assess | "
+        f"{verdicts.get('tumour', 0)} / {verdicts.get('no_tumour', 0)} / "
+        f"{verdicts.get('review', 0)} / {verdicts.get('cannot_assess', 0)} of "
+        f"{summary['healthy_series']} | none tumour: "
+        f"{_met(verdicts.get('tumour', 0) == 0)}; most routine: "
+        f"{_met(verdicts.get('no_tumour', 0) * 2 > summary['healthy_series'])} |",
+        f"| healthy slices called tumour | {summary['healthy_slices_called_tumour']} of "
+        f"{healthy} ({share:.2%}) | <= 1%: "
+        f"{_met(share <= SERIES_TARGETS['healthy_slices_called_tumour'])} |",
+        f"| healthy slices with a suspect region drawn | "
+        f"{summary['healthy_slices_with_region_drawn']} of {healthy} | <= 1%: "
+        f"{_met(summary['healthy_slices_with_region_drawn'] <= 0.01 * healthy)} |",
+        f"| healthy slices refused (cannot assess) | {summary['healthy_slices_refused']} | "
+        "stated per series above |",
+        f"| tumour series cleared as no_tumour | {summary['tumour_series_cleared']} of "
+        f"{summary['tumour_series']} | 0: {_met(summary['tumour_series_cleared'] == 0)} |",
+        f"| glioma series called tumour with class glioma | {glioma} of "
+        f"{summary['tumour_series']} | all: {_met(glioma == summary['tumour_series'])} |",
+        f"| tumour slices (>= 1 cm^2 of mask) cleared as no_tumour | "
+        f"{summary['tumour_slices_cleared']} | 0: "
+        f"{_met(summary['tumour_slices_cleared'] == 0)} |",
+        f"| mean 3D Dice of the suspect region per tumour plane-series | "
+        f"{summary['mean_dice_3d']} | |",
+        "",
+        "Training sources and licences (the datasets README and each folder's SOURCES.md "
+        "give the details):",
+        "",
+    ]
+    lines += [f"- {name}: {licence}" for name, licence in TRAINING_SOURCES]
+    lines += ["- Used for calibration and the series rule only, never trained on: the "
+              "chrisrorden T1 and PD heads (**CC BY-NC 4.0, non-commercial**) and the niivue "
+              "T2 head (BSD-2-Clause)."]
+    return lines
 
 
 def write(report: dict[str, Any], models_dir: Path, name: str,

@@ -225,3 +225,24 @@ def render_volumes(rows: list[dict[str, Any]]) -> str:
     lines.append(f"all: {volume_summary(rows)}")
     lines.append(f"held out: {volume_summary([r for r in rows if r['held_out']])}")
     return "\n".join(lines) + "\n"
+
+
+def held_out_report(datasets: Path, engine: Any) -> dict[str, Any]:
+    """The held-out series (``HELD_OUT``) as the app triages them: each NIfTI volume in three
+    planes and each DICOM series; the figures the model card shows beside the slice ones."""
+    policy = engine.calibration.policy()
+    cases = sorted({h for h in HELD_OUT if not h.startswith("normal/dicom/")})
+    volumes = run_volumes(datasets, engine, cases)
+    dicom = []
+    for name, series in healthy_series(datasets):
+        if held_out(name):
+            verdict = analyse_series(series, engine, policy)
+            counted = row(name, verdict).document()
+            counted |= {"truth": "no_tumour", "held_out": True, "plane": series.plane.value,
+                        "clear_slices": counted["assessed_images"],
+                        "clear_slices_called_tumour": counted["images_called_tumour"],
+                        "clear_slices_with_region_drawn": sum(
+                            1 for f in verdict.findings if f.mask_area_px > 0)}
+            dicom.append(counted)
+    rows = volumes + dicom
+    return {"series": rows, "summary": volume_summary(rows)}

@@ -77,6 +77,19 @@ class TrainConfig:
     head_refit_steps: int = 0
     head_refit_learning_rate: float = 1e-2
     head_refit_weight_decay: float = 0.1
+    # stage 5, whole series (issue 16): the whole network fine-tuned on batches that mix the
+    # 2D training slices with every slice of the training volumes (volume_cache: healthy
+    # heads with the skull on, edge slices included, and glioma volumes with voxel masks);
+    # ``series_volume_share`` of each batch comes from the volumes, of which
+    # ``series_glioma_share`` are tumour slices and ``series_stripped_clear_share`` the
+    # glioma patients' tumour-free (skull-stripped) slices, against the "skull-stripped means
+    # tumour" confound; the class loss is importance-weighted back to four equal classes
+    series_epochs: int = 0
+    series_learning_rate: float = 2e-4
+    series_mask_weight: float = 2.0
+    series_volume_share: float = 0.4
+    series_glioma_share: float = 0.4
+    series_stripped_clear_share: float = 0.2
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
@@ -109,6 +122,31 @@ def sample_weights(rows: list[dict[str, str]], config: TrainConfig) -> np.ndarra
             weights[inside & masked] *= config.mask_known_tumour_boost
             weights[inside] *= share / weights[inside].sum()
     return weights / weights.sum()
+
+
+def series_stage_weights(rows: list[dict[str, str]], volume: np.ndarray, config: TrainConfig
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Stage 5 sampling weights over the training rows (2D slices and volume slices,
+    ``volume`` marks the latter) and the class-loss importance weights that bring the sampled
+    class mix back to four equal classes."""
+    weights = np.zeros(len(rows))
+    flat = [rows[i] for i in np.flatnonzero(~volume)]
+    weights[~volume] = sample_weights(flat, config) * (1 - config.series_volume_share)
+    labels = np.array([r["label"] for r in rows])
+    stripped = np.array([r.get("source") == "volumes" for r in rows])
+    groups = (
+        (volume & (labels != "no_tumour"), config.series_glioma_share),
+        (volume & (labels == "no_tumour") & stripped, config.series_stripped_clear_share),
+        (volume & (labels == "no_tumour") & ~stripped,
+         1 - config.series_glioma_share - config.series_stripped_clear_share),
+    )
+    for members, share in groups:
+        if members.any():
+            weights[members] = config.series_volume_share * share / members.sum()
+    weights /= weights.sum()
+    class_share = {c: weights[labels == c].sum() for c in CLASSES}
+    importance = np.array([0.25 / class_share[lab] for lab in labels])
+    return weights, importance
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -162,13 +200,15 @@ def batch_tensors(manifest: Manifest, index: np.ndarray
 
 
 def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Path,
-          device: str = "cpu", log: bool = True, from_stage: int = 0) -> Path:
+          device: str = "cpu", log: bool = True, from_stage: int = 0,
+          volumes: Manifest | None = None) -> Path:
     """Stage 1 from ImageNet weights, then the optional fine-tuning stage 2, the optional
     decoder-only stage 3 and the optional class-head refit, stage 4.
 
-    ``from_stage`` 1, 2 or 3 resumes from ``out_dir/checkpoint_stage<N>.pt`` (written when
+    ``from_stage`` 1, 2, 3 or 4 resumes from ``out_dir/checkpoint_stage<N>.pt`` (written when
     that stage ended) and runs the later stages only; each stage is seeded on its own, so
-    every route gives the same run.
+    every route gives the same run. Stage 5 (``series_epochs``) needs ``volumes`` (the volume
+    cache, rows shaped as the manifest's).
     """
     # seed before the heads are initialised: the run must not depend on anything earlier
     torch.manual_seed(config.seed)
@@ -185,7 +225,8 @@ def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Pa
     history: list[dict[str, float]] = []
     if from_stage:
         done = config.epochs + (config.fine_tune_epochs if from_stage >= 2 else 0) \
-            + (config.decoder_epochs if from_stage >= 3 else 0)
+            + (config.decoder_epochs if from_stage >= 3 else 0) \
+            + (1 if from_stage >= 4 and config.head_refit_steps else 0)
         state = torch.load(out_dir / f"checkpoint_stage{from_stage}.pt", map_location="cpu",
                            weights_only=True)
         if from_stage >= 3:  # the stage 3 decoder may have another shape
@@ -229,10 +270,30 @@ def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Pa
                            device, history, started, log, curves=fine_tune_curves)
     if from_stage < 3:
         torch.save(net.state_dict(), out_dir / "checkpoint_stage3.pt")
-    if config.head_refit_steps:
+    if config.head_refit_steps and from_stage < 4:
         torch.manual_seed(config.seed + 3)
         _refit_class_head(net, manifest, train_index, weights * importance, config, device,
                           history, started, log)
+    if from_stage < 4:
+        torch.save(net.state_dict(), out_dir / "checkpoint_stage4.pt")
+    if config.series_epochs:
+        if volumes is None:
+            raise ValueError("stage 5 (series_epochs) needs the volume cache")
+        seed = config.seed + 4
+        torch.manual_seed(seed)
+        both = Manifest(rows=manifest.rows + volumes.rows,
+                        images=np.concatenate([manifest.images, volumes.images]),
+                        masks=np.concatenate([manifest.masks, volumes.masks]))
+        index = np.concatenate([train_index, len(manifest.rows) + np.array(
+            [i for i, r in enumerate(volumes.rows) if r["split"] == "train"])])
+        volume = index >= len(manifest.rows)
+        series_weights, series_importance = series_stage_weights(
+            [both.rows[i] for i in index], volume, config)
+        _run_stage(net, both, index, series_weights, series_importance, config,
+                   config.series_epochs, config.series_learning_rate,
+                   config.series_mask_weight, torch.Generator().manual_seed(seed),
+                   np.random.default_rng(seed), device, history, started, log,
+                   pct_start=0.1, curves=fine_tune_curves)
     torch.save(net.state_dict(), out_dir / "checkpoint.pt")
     (out_dir / "history.json").write_text(json.dumps(
         {"config": asdict(config), "device": device, "machine": machine(device),

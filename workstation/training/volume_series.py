@@ -102,7 +102,7 @@ def plane_series(case: VolumeCase) -> Iterator[PlaneSeries]:
     mask = None
     if case.mask is not None:
         seg = nib.as_closest_canonical(nib.load(case.mask))
-        mask = np.asarray(seg.dataobj) > 0
+        mask = (np.asarray(seg.dataobj) > 0).astype(np.float32)  # converted once
     for axis, plane in PLANES:
         # display rows/cols of _volume_slice: the transposed remaining axes, in order
         remaining = [a for a in range(3) if a != axis]
@@ -117,8 +117,7 @@ def plane_series(case: VolumeCase) -> Iterator[PlaneSeries]:
                 source=f"{case.path}#{plane.value}{index}",
                 position=float(index * zooms[axis]), instance_number=index + 1))
             if mask is not None:
-                cut, _ = _square(_volume_slice(mask.astype(np.float32), axis, index),
-                                 spacing, order=0)
+                cut, _ = _square(_volume_slice(mask, axis, index), spacing, order=0)
                 region = np.asarray(cut) >= 0.5
                 masks.append(region)
                 areas.append(float(region.sum()) * pixel * pixel)

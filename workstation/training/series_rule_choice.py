@@ -1,0 +1,119 @@
+"""Choosing the whole-series rule's parameters on validation series (never the held-out ones).
+
+Every validation series (the validation subjects' volumes, cut in three planes, and the
+validation DICOM series) is analysed once as the app analyses it; each candidate rule is then
+applied to the same findings with ``triage.decide_by_series_rule``, the function the app runs.
+For each candidate the clearing threshold is set at ``CLEAR_MARGIN`` times the lowest
+suspicion of any validation tumour series (so no validation tumour series could be cleared,
+with room for a weaker one), and the candidates are ranked by:
+
+1. fewest healthy series called tumour,
+2. most tumour series called tumour,
+3. most healthy series routine (not review),
+4. the shortest run (the most sensitive rule), then the shortest window.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workstation.analysis.findings import Finding, Verdict
+from workstation.analysis.run import analyse_series
+from workstation.analysis.series_rule import RuleParameters
+from workstation.analysis.triage import decide_by_series_rule
+from workstation.imaging import Series
+
+EXTENTS_MM = (3.0, 5.0, 8.0, 12.0, 16.0, 24.0)
+WINDOWS_MM = (5.0, 10.0, 20.0)
+OVERLAP = (True, False)
+CLEAR_MARGIN = 0.5
+# DICOM series of the healthy scanner folder used for validation (the structural Siemens
+# series is held out; the Philips field map is kept for the held-out style check too)
+VALIDATION_DICOM = ("normal/dicom/canon_dti_sag", "normal/dicom/ge_se_epi_fieldmap_ax")
+
+
+@dataclass(frozen=True, eq=False)
+class ValidationSeries:
+    name: str
+    truth: str  # "no_tumour" or a tumour class
+    series: Series
+    findings: tuple[Finding, ...]
+
+
+def validation_series(datasets: Path, engine: Any) -> list[ValidationSeries]:
+    """Analyse every validation series once (the policy without a series rule: only the
+    slices' findings are kept)."""
+    from dataclasses import replace
+
+    from workstation.training.series_eval import healthy_series
+    from workstation.training.volume_cache import subject_split
+    from workstation.training.volume_series import plane_series, volume_cases
+
+    policy = replace(engine.calibration.policy(), series_rule=None)
+    out = []
+    for case in volume_cases(datasets):
+        if subject_split(case.name) != "val":
+            continue
+        for cut in plane_series(case):
+            verdict = analyse_series(cut.series, engine, policy)
+            out.append(ValidationSeries(cut.series.source, case.truth, cut.series,
+                                        verdict.findings))
+    for name, series in healthy_series(datasets):
+        if any(name.startswith(v) for v in VALIDATION_DICOM):
+            verdict = analyse_series(series, engine, policy)
+            out.append(ValidationSeries(name, "no_tumour", series, verdict.findings))
+    return out
+
+
+def _verdict(item: ValidationSeries, rule: RuleParameters) -> tuple[Verdict, float]:
+    ruled = decide_by_series_rule(item.findings, item.series, rule)
+    if ruled is None:
+        return Verdict.CANNOT_ASSESS, 0.0
+    return ruled[0], ruled[4].suspicion
+
+
+def choose(items: list[ValidationSeries]) -> tuple[RuleParameters, list[dict[str, Any]]]:
+    """The chosen parameters and every candidate's validation counts (best first)."""
+    table = []
+    for extent, window, overlap in itertools.product(EXTENTS_MM, WINDOWS_MM, OVERLAP):
+        probe = RuleParameters(extent, window, clear_below=0.0, overlap=overlap)
+        suspicion = {item.name: _verdict(item, probe)[1] for item in items}
+        tumour_suspicion = [suspicion[i.name] for i in items if i.truth != "no_tumour"]
+        clear_below = CLEAR_MARGIN * min(tumour_suspicion, default=0.0)
+        rule = RuleParameters(extent, window, round(clear_below, 6), overlap)
+        verdicts = {item.name: _verdict(item, rule)[0] for item in items}
+        healthy = [verdicts[i.name] for i in items if i.truth == "no_tumour"]
+        tumour = [verdicts[i.name] for i in items if i.truth != "no_tumour"]
+        table.append({
+            "min_extent_mm": extent, "window_mm": window, "overlap": overlap,
+            "clear_below": rule.clear_below,
+            "healthy_series": len(healthy),
+            "healthy_tumour": healthy.count(Verdict.TUMOUR),
+            "healthy_routine": healthy.count(Verdict.NO_TUMOUR),
+            "healthy_review": healthy.count(Verdict.REVIEW),
+            "tumour_series": len(tumour),
+            "tumour_called_tumour": tumour.count(Verdict.TUMOUR),
+            "tumour_cleared": tumour.count(Verdict.NO_TUMOUR),
+        })
+    table.sort(key=lambda r: (r["tumour_cleared"], r["healthy_tumour"],
+                              -r["tumour_called_tumour"], -r["healthy_routine"],
+                              r["min_extent_mm"], r["window_mm"], not r["overlap"]))
+    best = table[0]
+    return RuleParameters(float(best["min_extent_mm"]), float(best["window_mm"]),
+                          float(best["clear_below"]), bool(best["overlap"])), table
+
+
+def per_series(items: list[ValidationSeries], rule: RuleParameters) -> list[dict[str, Any]]:
+    """Each validation series' verdict under the chosen rule."""
+    rows = []
+    for item in items:
+        ruled = decide_by_series_rule(item.findings, item.series, rule)
+        rows.append({"series": item.name, "truth": item.truth,
+                     "verdict": ruled[0].value if ruled else "image rule",
+                     "class": ruled[1] if ruled else "",
+                     "suspicion": round(ruled[4].suspicion, 4) if ruled else None,
+                     "longest_tumour_run_mm": round(ruled[4].extent_mm, 1) if ruled else None})
+    return rows
