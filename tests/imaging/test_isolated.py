@@ -253,3 +253,18 @@ def test_siemens_jpeg_lossless_and_jpeg2000_mosaics_load_as_in_process(
                                       np.stack([s.raw for s in b.slices]))
     assert any("JPEG Lossless" in t for t in syntaxes)
     assert any("JPEG 2000" in t for t in syntaxes)
+
+
+def test_closing_the_window_ends_the_workers_at_once_and_the_next_read_restarts_them(
+    rle_series: Path,
+) -> None:
+    """The window warms the pool when it opens (``start``) and kills it when it closes."""
+    assert isolated.start()  # the window opening: workers started, nothing waited for
+    processes = list(getattr(isolated._get_pool().executor, "_processes", {}).values())
+    began = time.monotonic()
+    isolated.shutdown(kill=True)
+    assert time.monotonic() - began < 5
+    for process in processes:
+        process.join(timeout=5)
+        assert not process.is_alive()
+    assert _loaded(rle_series) == (SLICES, [])  # a fresh pool decodes as before

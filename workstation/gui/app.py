@@ -28,11 +28,19 @@ def run_gui(paths: Sequence[str], measure: bool = False, started: float | None =
     window.show()
     app.processEvents()
     shown = time.perf_counter() - (started or STARTED)
+    # the decoder workers start while the user picks a study: the first compressed file
+    # then finds them warm (start() never raises and does not wait)
+    from workstation.imaging import isolated
+
+    isolated.start()
     if measure:
         _measure(app, window, paths, shown, QTimer)
     elif paths:
         window.open_paths(list(paths))
-    return int(app.exec())
+    try:
+        return int(app.exec())
+    finally:
+        isolated.shutdown(kill=True)
 
 
 def _measure(app: object, window: object, paths: Sequence[str], shown: float,

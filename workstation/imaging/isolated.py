@@ -307,11 +307,17 @@ def warm_up(timeout_s: float = 60.0) -> None:
         future.result(timeout=timeout_s)
 
 
-def shutdown() -> None:
+def shutdown(kill: bool = False) -> None:
+    """Stop the workers: wait for them, or with ``kill`` end them at once (the window
+    closing: a worker stuck in a native decoder must not keep the app from exiting)."""
     global _pool
     with _pool_lock:
         pool, _pool = _pool, None
-    if pool is not None:
+    if pool is None:
+        return
+    if kill:
+        _discard(pool, kill=True)
+    else:
         pool.executor.shutdown(wait=True, cancel_futures=True)
 
 
