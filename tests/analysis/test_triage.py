@@ -287,3 +287,10 @@ def test_a_series_of_phase_images_only_cannot_be_assessed() -> None:
         "not assessed: no anatomical image in this series (its 2 volumes are phase, "
         "field-map or other derived images)",)
     assert verdict.assessed_on == "none of the 2 volumes is an anatomical image"
+
+
+def test_a_threshold_below_one_never_reads_as_one() -> None:
+    """p 0.9991 against 0.9996 must not read "below the 1.000 needed" (certainty)."""
+    close = replace(POLICY, review_threshold=0.9996)
+    finding = series_verdict(series(1), [prediction(glioma=0.0009)], close).findings[0]
+    assert "(p = 0.9991, below the 0.9996 needed to clear it)" in finding.review_reasons[0]

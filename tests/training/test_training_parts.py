@@ -445,7 +445,7 @@ def test_class_head_refit_moves_the_class_head_alone_and_resumes_the_same(
 
     card = Path(__file__).resolve().parents[2] / "models"
     report = json.loads((card / "evaluation.json").read_text())
-    description = json.loads((card / "triage-v1.json").read_text())
+    description = json.loads((card / "triage-v2.json").read_text())
     text = render(report, description, history, None)
     assert "- Training: 2 epochs and a class-head refit on the frozen network," in text
 
@@ -567,7 +567,7 @@ def test_model_card_describes_the_second_novelty_score_and_the_refused_slices() 
 
     folder = Path(__file__).resolve().parents[2] / "models"
     report = json.loads((folder / "evaluation.json").read_text())
-    description = json.loads((folder / "triage-v1.json").read_text())
+    description = json.loads((folder / "triage-v2.json").read_text())
     calibration = description["calibration"]
     text = render(report, description, None, None)
     assert "- Second out-of-distribution score: cosine distance to the" in text
@@ -612,3 +612,56 @@ def test_manifest_numbers_dicom_slices_as_before_volumes(datasets: Path) -> None
     tiles = manifest_order(mosaic)  # file after file, tiles in stored order
     assert [(s.instance_number, s.frame) for s in tiles] == sorted(
         (s.instance_number, s.frame) for s in tiles)  # type: ignore[type-var]
+
+
+def _synthetic_volume_cache(cache: Path) -> None:
+    """Six whole-series slices beside the synthetic manifest: glioma and tumour-free slices
+    of a (skull-stripped) glioma volume and slices of a healthy head."""
+    import csv
+
+    from workstation.analysis.preprocess import INPUT_SIZE
+    from workstation.training.volume_cache import ARRAYS_NAME, CSV_NAME, FIELDS
+
+    cases = [("volumes/synthetic/t1c", "glioma"), ("volumes/synthetic/t1c", "glioma"),
+             ("volumes/synthetic/t1c", "no_tumour"), ("volumes/synthetic/t1c", "no_tumour"),
+             ("normal/nifti/synthetic_t1", "no_tumour"),
+             ("normal/nifti/synthetic_t1", "no_tumour")]
+    with (cache / CSV_NAME).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer.writeheader()
+        for i, (case, label) in enumerate(cases):
+            writer.writerow({f: "" for f in FIELDS} | {
+                "index": str(i), "uid": f"vol:{case}/axial/{i}", "label": label,
+                "source": case.split("/")[0], "plane": "axial", "mask_known": "1",
+                "split": "train", "case": case})
+    masks = np.zeros((6, INPUT_SIZE, INPUT_SIZE), np.uint8)
+    masks[:2, 60:90, 60:90] = 1
+    rng = np.random.default_rng(1)
+    np.savez(cache / ARRAYS_NAME,
+             images=rng.integers(0, 255, (6, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8),
+             masks=masks)
+
+
+def test_whole_series_stage_trains_on_the_volumes_and_resumes_the_same(tmp_path: Path
+                                                                       ) -> None:
+    """Stage 5 continues from the stage 4 checkpoint on 2D and volume slices together;
+    resuming from that checkpoint (the route that starts from shipped weights) gives the
+    whole run's weights bit for bit."""
+    import json
+
+    import torch
+
+    from workstation.cli import main
+
+    cache = _synthetic_cache(tmp_path, with_masks=True)
+    _synthetic_volume_cache(cache)
+    common = _tiny_run_args(tmp_path, cache, {"series_epochs": 1})
+    run = cache / "run"
+    assert main(["train", *common]) == 0
+    before, after = _weights(run / "checkpoint_stage4.pt"), _weights(run / "checkpoint.pt")
+    assert any(not torch.equal(before[key], after[key]) for key in after)
+    history = json.loads((run / "history.json").read_text())["history"]
+    assert len(history) == 2  # stage 1 and stage 5, one epoch each
+    assert main(["train", *common, "--from-stage4"]) == 0
+    resumed = _weights(run / "checkpoint.pt")
+    assert all(torch.equal(after[key], resumed[key]) for key in after)

@@ -118,7 +118,8 @@ def distinct_decimals(value: float, threshold: float) -> tuple[str, str]:
     differently: "p = 0.995, below the 0.995 needed" would read as a contradiction."""
     for places in range(3, 7):
         shown, needed = f"{value:.{places}f}", f"{threshold:.{places}f}"
-        if shown != needed:
+        # a threshold below 1 must not read as "1.000 needed" (certainty)
+        if shown != needed and (threshold >= 1.0 or float(needed) < 1.0):
             break
     return shown, needed
 

@@ -12,7 +12,8 @@ from workstation.training.train import TrainConfig
 
 TARGETS = {
     "macro_f1": 0.97, "ece_after": 0.03, "plane_accuracy": 0.97, "specificity": 0.95,
-    "dice": 0.75, "pointing": 0.90, "ms_per_slice": 25.0,
+    # issue 16 raised the mask targets from 0.75 / 90% (what the image is shown with)
+    "dice": 0.80, "pointing": 0.95, "ms_per_slice": 25.0,
 }
 
 
@@ -210,10 +211,11 @@ def render(report: dict[str, Any], description: dict[str, Any],
         *([f"| specificity by near-duplicate cluster (each counted once), worst plane | "
            f"{_pct(min(by_cluster))} | (the target is on slices) |"] if by_cluster else []),
         f"| mask Dice (figshare test masks, {t['mask_slices']} slices) | "
-        f"{(t['mask_dice_mean'] or 0):.3f} | >= 0.75: "
+        f"{(t['mask_dice_mean'] or 0):.3f} | >= {TARGETS['dice']:.2f}: "
         f"{_met((t['mask_dice_mean'] or 0) >= TARGETS['dice'])} |",
         f"| pointing game (peak inside the tumour) | {_pct(t['pointing_game_hit_rate'])} | "
-        f">= 90%: {_met((t['pointing_game_hit_rate'] or 0) >= TARGETS['pointing'])} |",
+        f">= {TARGETS['pointing']:.0%}: "
+        f"{_met((t['pointing_game_hit_rate'] or 0) >= TARGETS['pointing'])} |",
         f"| normal slices with a suspect region drawn | "
         f"{_pct(t.get('normal_slices_with_region_drawn'))} | |",
         *([f"| slices cleared as no_tumour with a suspect region drawn | "
@@ -283,8 +285,8 @@ def render(report: dict[str, Any], description: dict[str, Any],
         "  tested input.",
         "- Plane labels of the 2D sets come from a model checked by eye on contact sheets",
         "  (`models/labels/planes_2d.csv`), not from the scanner.",
-        "- Normal coronal and sagittal material is scarce (one BraTS case, one volunteer's",
-        "  EPI series); specificity off the axial plane rests on few subjects.",
+        "- Healthy coronal and sagittal slices come mostly from the whole heads (22 trained",
+        "  on, mostly IXI T1 at 2 mm); the 2D sets' normal slices are almost all axial.",
         "- A DICOM CT is refused by its Modality; a CT exported as JPEG or PNG relies on the",
         "  CT check above, fitted on one source's CT images (Nickparvar's).",
         "- Targets marked **missed** above are missed on this split; the review policy is",
@@ -329,13 +331,16 @@ def series_section(series: dict[str, Any] | None, rule: dict[str, Any] | None) -
             "review above. A single image keeps the image rule.", ""]
     if not series:
         return [*lines, "Not measured (no held-out series in this run)."]
-    rows, summary = series["series"], series["summary"]
-    lines += ["| series | truth | verdict (class) | slices assessed | healthy slices called "
-              "tumour | region drawn on healthy slices | refused | tumour slices found / "
+    from workstation.training.series_eval import volume_summary
+
+    rows = series["series"]
+    summary = volume_summary(rows)  # from the rows: a card re-rendered gets today's summary
+    lines += ["| series | truth | verdict (class) | slices assessed | tumour-free slices called "
+              "tumour | region drawn on tumour-free slices | refused | tumour slices found / "
               "cleared | Dice 3D |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        label = r["verdict"] + (f" ({r['predicted_class']})" if r["verdict"] != "no_tumour"
-                                and r["predicted_class"] else "")
+        label = r["verdict"] + (f" ({r['predicted_class']})" if r["verdict"] == "tumour"
+                                else "")
         assessed = max(1, r["assessed_images"])
         tumour = (f"{r['tumour_slices_called_tumour']} of {r['tumour_slices']} / "
                   f"{r['tumour_slices_cleared']}" if "tumour_slices" in r else "")
@@ -346,6 +351,9 @@ def series_section(series: dict[str, Any] | None, rule: dict[str, Any] | None) -
             f"{r['clear_slices_with_region_drawn']} | {r['images_refused']} "
             f"({r['images_refused'] / assessed:.0%}) | {tumour} | {dice} |")
     healthy = summary["healthy_slices"]
+    stripped = [r for r in rows if r["truth"] != "no_tumour"]
+    stripped_clear = sum(r["clear_slices"] for r in stripped)
+    stripped_called = sum(r["clear_slices_called_tumour"] for r in stripped)
     share = summary["healthy_slices_called_tumour"] / healthy if healthy else 0.0
     verdicts = summary["healthy_verdicts"]
     glioma = summary["tumour_series_class_glioma"]
@@ -365,8 +373,12 @@ def series_section(series: dict[str, Any] | None, rule: dict[str, Any] | None) -
         f"| healthy slices with a suspect region drawn | "
         f"{summary['healthy_slices_with_region_drawn']} of {healthy} | <= 1%: "
         f"{_met(summary['healthy_slices_with_region_drawn'] <= 0.01 * healthy)} |",
-        f"| healthy slices refused (cannot assess) | {summary['healthy_slices_refused']} | "
-        "stated per series above |",
+        f"| healthy slices refused (cannot assess) | {summary['healthy_slices_refused']} of "
+        f"{summary['healthy_assessed']} | stated per series above |",
+        f"| tumour-free slices of the skull-stripped glioma volumes called tumour (the "
+        f"\"skull-stripped means tumour\" check, beside the healthy heads' share) | "
+        f"{stripped_called} of {stripped_clear} "
+        f"({stripped_called / max(1, stripped_clear):.2%}) | |",
         f"| tumour series cleared as no_tumour | {summary['tumour_series_cleared']} of "
         f"{summary['tumour_series']} | 0: {_met(summary['tumour_series_cleared'] == 0)} |",
         f"| glioma series called tumour with class glioma | {glioma} of "

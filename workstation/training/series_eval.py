@@ -164,6 +164,7 @@ def volume_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "healthy_slices_with_region_drawn": sum(r["clear_slices_with_region_drawn"]
                                                 for r in healthy),
         "healthy_slices_refused": sum(r["images_refused"] for r in healthy),
+        "healthy_assessed": sum(r["assessed_images"] for r in healthy),
         "tumour_series": len(tumour),
         "tumour_verdicts": summary(tumour)["verdicts"] if tumour else {},
         "tumour_series_cleared": sum(1 for r in tumour if r["verdict"] == "no_tumour"),

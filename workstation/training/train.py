@@ -232,8 +232,11 @@ def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Pa
         if from_stage >= 3:  # the stage 3 decoder may have another shape
             net = TriageNet.for_weights(state)
         net.load_state_dict(state)
-        history = json.loads((out_dir / "history.json").read_text())["history"][:done]
+        previous = json.loads((out_dir / "history.json").read_text())
+        history = previous["history"][:done]
+        started_from = previous.get("started_from")  # --from-weights: a shipped model
     else:
+        started_from = None
         load_imagenet_backbone(net, pretrained)
     net = net.to(device).to(memory_format=torch.channels_last)
     started = time.perf_counter() - 60 * (history[-1]["minutes"] if history else 0.0)
@@ -297,7 +300,8 @@ def train(manifest: Manifest, config: TrainConfig, out_dir: Path, pretrained: Pa
     torch.save(net.state_dict(), out_dir / "checkpoint.pt")
     (out_dir / "history.json").write_text(json.dumps(
         {"config": asdict(config), "device": device, "machine": machine(device),
-         "history": history}, indent=2))
+         "history": history, **({"started_from": started_from} if started_from else {})},
+        indent=2))
     return out_dir / "checkpoint.pt"
 
 
