@@ -71,7 +71,7 @@ def test_dicom_series_open_scroll_window_overlays_verdict_reading_export(
     # 10 volumes (time points) of 15 images; the model reads the first
     assert len(window.viewer.series.volumes) == 10  # type: ignore[union-attr]
     assert window.findings.suspicious.count() == 15
-    assert "Model triage-v1" in window.model_label.text()
+    assert "Model triage-v2" in window.model_label.text()
 
     top = max(verdict.findings, key=lambda f: f.suspicion).index
     qtbot.keyClick(window.viewer, Qt.Key.Key_N)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-DEFAULT_MODEL = "triage-v1"
+DEFAULT_MODEL = "triage-v2"
 
 
 class ModelIntegrityError(Exception):

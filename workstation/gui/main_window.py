@@ -399,7 +399,7 @@ class MainWindow(QMainWindow):
 
     def show_about(self) -> None:
         engine = self.holder.engine
-        name = f"{engine.info.name} {engine.info.version}" if engine else "triage-v1"
+        name = f"{engine.info.name} {engine.info.version}" if engine else "triage-v2"
         AboutDialog(name, self).exec()
 
     def closeEvent(self, event: QCloseEvent) -> None:
