@@ -33,7 +33,7 @@ from workstation.analysis.findings import CLASSES, TUMOUR_CLASSES, Finding, Verd
 
 GAP_FACTOR = 1.5  # neighbours: no further apart than this many median slice spacings
 MIN_RUN_SLICES = 2
-MASK_THRESHOLD = 0.5
+MASK_THRESHOLD = 0.5  # a suspect-region map's pixel is drawn from here (triage uses it too)
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,14 @@ from workstation.analysis.findings import (
 )
 from workstation.analysis.header_check import metadata_problem
 from workstation.analysis.preprocess import INPUT_SIZE
-from workstation.analysis.series_rule import RuleParameters, SeriesReading, read_series
+from workstation.analysis.series_rule import (
+    MASK_THRESHOLD,
+    RuleParameters,
+    SeriesReading,
+    read_series,
+)
 from workstation.imaging.series import PlaneSource, Series
 
-MASK_THRESHOLD = 0.5
 MIN_FOREGROUND = 0.03  # below this share of non-background pixels a slice is blank
 # a slice whose bright end is this far below the series' is outside the head (empty tile)
 EMPTY_LEVEL = 0.12

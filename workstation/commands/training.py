@@ -105,20 +105,16 @@ def _start_from_weights(weights: Path, run_dir: Path) -> None:
     training history, so that stage 5 continues from them."""
     import torch
 
+    from workstation.analysis.model_file import sha256_of
+
     archive = torch.load(weights, map_location="cpu", weights_only=True)
     state = {k: v.float() if v.is_floating_point() else v
              for k, v in archive["state_dict"].items()}
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.save(state, run_dir / "checkpoint_stage4.pt")
     history = json.loads((MODELS / "training_history.json").read_text())
-    history["started_from"] = f"{weights.name} (sha256 {sha256_file(weights)[:12]}, fp16)"
+    history["started_from"] = f"{weights.name} (sha256 {sha256_of(weights)[:12]}, fp16)"
     (run_dir / "history.json").write_text(json.dumps(history, indent=2))
-
-
-def sha256_file(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def export_run(manifest: object, run_dir: Path, datasets: Path, cache: Path,
