@@ -62,7 +62,7 @@ def test_the_schemas_are_valid_and_agree_with_the_code() -> None:
     for document in (inspect_schema, triage_schema):
         jsonschema.Draft202012Validator.check_schema(document)
     assert inspect_schema["properties"]["schema"]["const"] == SCHEMA_VERSION == 3
-    assert triage_schema["properties"]["schema"]["const"] == TRIAGE_SCHEMA_VERSION == 3
+    assert triage_schema["properties"]["schema"]["const"] == TRIAGE_SCHEMA_VERSION == 4
     # the triage document lists the volumes "as in inspect --json"
     assert triage_schema["$defs"]["volume"] == inspect_schema["$defs"]["volume"]
 
@@ -102,7 +102,8 @@ def test_triage_json_of_real_and_broken_input_holds_its_schema(datasets: Path,
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     validate(document, "triage")
-    assert document["schema"] == 3
+    assert document["schema"] == 4
+    assert document["backend"] in ("onnxruntime", "torch")
     by_source = {(Path(s["source"]).name, s["description"]): s for s in document["series"]}
     multi = next(s for (name, _), s in by_source.items() if name == "mr_0003")
     assert len(multi["volumes"]) == 2 and multi["assessed_on"] is not None

@@ -63,6 +63,9 @@ def _add_triage(commands: argparse._SubParsersAction) -> None:
     triage.add_argument("--masks-dir", type=Path, metavar="DIR",
                         help="write each slice's suspect-region mask (PNG, 0/255)")
     triage.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    triage.add_argument("--backend", choices=("auto", "onnxruntime", "torch"), default="auto",
+                        help="what runs the network (default: ONNX Runtime on the CPU, "
+                             "torch on a GPU); the same results to float rounding")
     triage.add_argument("--model", type=Path, metavar="JSON",
                         help="model description (default: models/triage-v2.json)")
     triage.add_argument("--report", type=Path, metavar="PDF", help="write the PDF triage report")
@@ -109,6 +112,10 @@ def _add_training(commands: argparse._SubParsersAction) -> None:
                              "datasets: for a GPU machine); export later with --export-only")
     stages.add_argument("--export-only", action="store_true",
                         help="calibrate and export cache/run/checkpoint.pt without training")
+    stages.add_argument("--onnx-only", action="store_true",
+                        help="export the shipped model's ONNX Runtime graph and calibration "
+                             "file again (models/<name>.onnx, .calibration.npz; the last "
+                             "step of export)")
     stages.add_argument("--series-rule-only", action="store_true",
                         help="choose the whole-series rule again on the validation series "
                              "for the exported model (the last step of export)")

@@ -111,7 +111,8 @@ class StudySession:
         if engine is None or not self.complete:
             return None
         verdicts = tuple(self.verdicts[i] for i in range(len(self.series)))
-        return StudyTriage(self.study, verdicts, ModelSummary.of(engine), engine.device, 0.0)
+        return StudyTriage(self.study, verdicts, ModelSummary.of(engine), engine.device, 0.0,
+                           getattr(engine, "backend", "torch"))
 
     # ------------------------------------------------------------------- position
     def select(self, row: int) -> int:

@@ -28,7 +28,7 @@ def test_tampered_weights_are_refused(tmp_path: Path) -> None:
     data[len(data) // 2] ^= 0xFF
     weights.write_bytes(bytes(data))
     with pytest.raises(ModelIntegrityError, match="does not match its recorded sha256"):
-        Engine(tmp_path / MODEL.name, device="cpu")
+        Engine(tmp_path / MODEL.name, device="cpu", backend="torch")
 
 
 def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_predictions_run_on_the_folded_network_and_match_the_trained_one() -> No
 def test_cuda_request_without_gpu_is_refused() -> None:
     import torch
 
-    from workstation.analysis.engine import pick_device
+    from workstation.analysis.torch_backend import pick_device
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from workstation.analysis.preprocess import INPUT_SIZE, mask_to_image, mask_to_input, prepare
 
@@ -41,3 +42,18 @@ def test_blank_image_is_safe() -> None:
     prepared = prepare(np.zeros((64, 64), np.float32))
     assert np.isfinite(prepared.image).all()
     assert prepared.foreground_fraction == 0.0
+
+
+@pytest.mark.parametrize(("source", "target", "anti_aliasing"),
+                         [(224, 160, True), (512, 160, True), (161, 160, True),
+                          (100, 160, False), (160, 512, False), (160, 97, False)])
+def test_matrix_resize_is_scikit_image_resize(source: int, target: int,
+                                              anti_aliasing: bool) -> None:
+    from skimage.transform import resize
+
+    from workstation.analysis.preprocess import resize_square
+
+    image = np.random.default_rng(source).random((source, source), dtype=np.float32)
+    expected = resize(image, (target, target), order=1, anti_aliasing=anti_aliasing,
+                      preserve_range=True)
+    assert np.abs(resize_square(image, target, anti_aliasing) - expected).max() < 1e-5

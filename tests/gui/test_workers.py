@@ -7,11 +7,14 @@ import os
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from tests.fakes import FakeEngine, make_series
 from workstation.analysis.findings import AnalysisCancelled, SeriesVerdict
-from workstation.gui.workers import Task, TaskRunner, analysis_work
+from workstation.analysis.model_file import default_description
+from workstation.gui.workers import EngineHolder, Task, TaskRunner, analysis_work
 
 
 def outcomes(task: Task) -> dict[str, list[Any]]:
@@ -83,3 +86,12 @@ def test_cancelled_is_a_type_not_words() -> None:
     from workstation.analysis import engine
 
     assert engine.AnalysisCancelled is AnalysisCancelled  # what the real engine raises
+
+
+@pytest.mark.skipif(not default_description().is_file(), reason="no shipped model")
+def test_the_engine_preloads_in_the_background_and_is_reused() -> None:
+    holder = EngineHolder()
+    holder.preload("cpu").join(timeout=120)
+    engine = holder.engine
+    assert engine is not None and engine.backend in ("onnxruntime", "torch")
+    assert holder.get("cpu") is engine  # the first analysis finds it loaded

@@ -1,35 +1,48 @@
-"""Run the network on slices: verified weights, the shared preprocessing, batches, CPU/GPU.
+"""Run the network on slices: verified model files, the shared preprocessing, batches,
+CPU/GPU, and the backend that runs the network.
 
-Torch is imported when this module is, so the app imports it lazily (at first analysis).
+Two backends give the same outputs (to float rounding): ONNX Runtime
+(``analysis.onnx_backend``, the CPU default: faster, and no torch import at start-up) and
+PyTorch (``analysis.torch_backend``: the GPU, a model without an exported graph, and the
+network Grad-CAM reads). The backend is chosen when the engine loads and is named in the
+triage document.
 """
 
 from __future__ import annotations
 
+import ctypes
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
-from torch import nn
-from torch.nn import functional as F
 
-from workstation.analysis.findings import AnalysisCancelled
-from workstation.analysis.model_file import ModelInfo, default_description, verified_weights
-from workstation.analysis.network import (
-    CLASSES,
-    PLANES,
-    ReferenceNet,
-    TriageNet,
-    fold_batch_norms,
+from workstation.analysis.findings import CLASSES, PLANES, AnalysisCancelled
+from workstation.analysis.model_file import (
+    ModelInfo,
+    ModelIntegrityError,
+    default_description,
+    verified,
+    verified_weights,
 )
 from workstation.analysis.ood import Novelty, ct_probability
-from workstation.analysis.preprocess import INPUT_SIZE, Prepared, mask_to_image, prepare
+from workstation.analysis.preprocess import Prepared, mask_to_image, prepare
 from workstation.analysis.series_rule import RuleParameters
 from workstation.analysis.triage import Policy
 from workstation.imaging.series import Slice
+
+BACKENDS = ("auto", "onnxruntime", "torch")
+
+
+def _array(value: Any) -> npt.NDArray[np.float32]:
+    """A tensor of the torch archive or an array of the numpy calibration, as float32."""
+    if hasattr(value, "numpy"):
+        value = value.float().numpy()
+    return np.asarray(value, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -57,8 +70,7 @@ class Calibration:
             review_threshold=float(archive["review_threshold"]),  # type: ignore[arg-type]
             novelty=novelty,
             reference=Novelty.from_archive(archive, "reference_ood"),
-            ct_weights=(None if weights is None
-                        else weights.float().numpy()),  # type: ignore[attr-defined]
+            ct_weights=None if weights is None else _array(weights),
             ct_bias=float(archive.get("ct_bias", 0.0)),  # type: ignore[arg-type]
             ct_threshold=float(archive.get("ct_threshold", 1.0)),  # type: ignore[arg-type]
             series_rule=series_rule_of(archive),
@@ -100,12 +112,44 @@ class SlicePrediction:
     reference_ood_score: float = 0.0  # novelty on the ImageNet reference features
 
 
-def pick_device(requested: str = "auto") -> str:
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("a GPU was requested but no CUDA device is available")
-    return requested
+def cuda_present() -> bool:
+    """Whether an NVIDIA driver with a device is there, asked of the driver library itself
+    (milliseconds; importing torch to ask would cost seconds on every CPU start)."""
+    name = "nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1"
+    try:
+        driver = ctypes.CDLL(name)
+    except OSError:
+        return False
+    count = ctypes.c_int(0)
+    try:
+        return driver.cuInit(0) == 0 and driver.cuDeviceGetCount(ctypes.byref(count)) == 0 \
+            and count.value > 0
+    except AttributeError:
+        return False
+
+
+def choose_backend(info: ModelInfo, device: str = "auto", backend: str = "auto") -> str:
+    """The backend an engine for ``info`` runs on ``device``: ONNX Runtime on the CPU when
+    the model has a graph exported from these weights and onnxruntime is installed, else
+    torch. Asking for onnxruntime where it cannot run raises RuntimeError, in words."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
+    if backend == "torch":
+        return "torch"
+    on_cpu = device == "cpu" or (device == "auto" and not cuda_present())
+    from workstation.analysis import onnx_backend
+
+    problem = (
+        "it runs on the CPU only" if not on_cpu else
+        "onnxruntime is not installed" if not onnx_backend.available() else
+        f"model {info.name} has no ONNX graph" if info.onnx is None else
+        f"the ONNX graph of {info.name} was exported from other weights"
+        if info.onnx.from_weights != info.sha256 else "")
+    if not problem:
+        return onnx_backend.NAME
+    if backend == onnx_backend.NAME:
+        raise RuntimeError(f"the onnxruntime backend cannot be used: {problem}")
+    return "torch"
 
 
 def ct_score(features: npt.NDArray[np.float32], calibration: Calibration
@@ -116,51 +160,87 @@ def ct_score(features: npt.NDArray[np.float32], calibration: Calibration
     return ct_probability(features, calibration.ct_weights, calibration.ct_bias)
 
 
+def _softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 class Engine:
-    """Loads the model once and analyses batches of slices."""
+    """Loads the model once and analyses batches of slices.
+
+    Parameters
+    ----------
+    description
+        The model description (default: the shipped model).
+    device
+        ``auto`` (a GPU when one is there), ``cpu`` or ``cuda``.
+    threads
+        CPU threads for the network (default: the backend's own choice).
+    backend
+        ``auto`` (``choose_backend``), ``onnxruntime`` or ``torch``.
+    """
 
     def __init__(self, description: Path | None = None, device: str = "auto",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, backend: str = "auto") -> None:
         self.info = ModelInfo.load(description or default_description())
-        archive = torch.load(verified_weights(self.info), map_location="cpu",
-                             weights_only=True)
-        self.device = pick_device(device)
-        if threads:
-            torch.set_num_threads(threads)
-        net = TriageNet.for_weights(archive["state_dict"])
-        net.load_state_dict({k: v.float() for k, v in archive["state_dict"].items()})
-        net.eval()
-        # the network as trained (Grad-CAM reads its layers) and its folded copy, which
-        # makes every prediction (export calibrated on the same folded copy)
-        self.net = net.to(self.device).to(memory_format=torch.channels_last)
-        self.inference_net = fold_batch_norms(self.net)
+        self.backend = choose_backend(self.info, device, backend)
+        self._torch: Any = None
+        self._threads = threads
+        self._runner: Any
+        if self.backend == "torch":
+            from workstation.analysis.torch_backend import TorchBackend, load_archive
+
+            archive = load_archive(verified_weights(self.info))
+            self._torch = TorchBackend(archive, device, threads)
+            self._runner = self._torch
+        else:
+            from workstation.analysis.onnx_backend import OnnxBackend
+
+            files = self.info.onnx
+            assert files is not None  # choose_backend checked it
+            graph = verified(files.graph, files.graph_sha256, "ONNX graph")
+            calibration = verified(files.calibration, files.calibration_sha256,
+                                   "calibration file")
+            try:
+                with np.load(calibration, allow_pickle=False) as stored:
+                    archive = {key: stored[key] for key in stored.files}
+            except (OSError, ValueError) as exc:
+                raise ModelIntegrityError(
+                    f"the calibration file {calibration.name} cannot be read ({exc})") from exc
+            self._runner = OnnxBackend(graph, threads)
+        self.device: str = self._runner.device
         self.calibration = Calibration.from_archive(archive)
-        self.reference: nn.Module | None = None  # a folded ReferenceNet
-        if "reference_state_dict" in archive:
-            reference = ReferenceNet(int(archive["reference_input_size"]))
-            reference.backbone.load_state_dict(
-                {k: v.float() for k, v in archive["reference_state_dict"].items()})
-            self.reference = fold_batch_norms(reference).to(self.device).to(
-                memory_format=torch.channels_last)
         self.last_seconds = 0.0
+
+    def _torch_backend(self) -> Any:
+        """The torch networks (loaded on first use when the engine runs ONNX Runtime)."""
+        if self._torch is None:
+            from workstation.analysis.torch_backend import TorchBackend, load_archive
+
+            self._torch = TorchBackend(load_archive(verified_weights(self.info)), "cpu",
+                                       self._threads)
+        return self._torch
+
+    @property
+    def net(self) -> Any:
+        """The triage network as trained, in torch (Grad-CAM reads its layers)."""
+        return self._torch_backend().net
+
+    @property
+    def inference_net(self) -> Any:
+        """The torch network with its batch norms folded (what the torch backend runs)."""
+        return self._torch_backend().inference_net
+
+    @property
+    def reference(self) -> Any:
+        """The torch reference network, folded; None for a model without one."""
+        return self._torch_backend().reference
 
     def predict_prepared(self, prepared: Sequence[Prepared]) -> dict[str, np.ndarray]:
         """Raw network outputs for already prepared inputs (also used by evaluation)."""
-        batch = torch.from_numpy(np.stack([p.image for p in prepared]))[:, None]
-        batch = batch.to(self.device, memory_format=torch.channels_last)
-        with torch.inference_mode():
-            out = self.inference_net(batch)
-            logits = out.class_logits.float() / self.calibration.temperature
-            masks = torch.sigmoid(F.interpolate(out.mask_logits.float(),
-                                                size=(INPUT_SIZE, INPUT_SIZE),
-                                                mode="bilinear", align_corners=False))
-            return {"probabilities": logits.softmax(1).cpu().numpy(),
-                    "logits": out.class_logits.float().cpu().numpy(),
-                    "plane_probabilities": out.plane_logits.float().softmax(1).cpu().numpy(),
-                    "masks": masks[:, 0].cpu().numpy(),
-                    "features": out.features.float().cpu().numpy(),
-                    **({"reference_features": self.reference(batch).float().cpu().numpy()}
-                       if self.reference is not None else {})}
+        raw = self._runner.run(np.stack([p.image for p in prepared])[:, None])
+        return {"probabilities": _softmax(raw["logits"] / self.calibration.temperature),
+                "plane_probabilities": _softmax(raw["plane_logits"]), **raw}
 
     def predictions(self, prepared: Sequence[Prepared]
                     ) -> tuple[list[SlicePrediction], dict[str, np.ndarray]]:
@@ -199,5 +279,5 @@ class Engine:
         return results
 
 
-__all__ = ["CLASSES", "PLANES", "AnalysisCancelled", "Calibration", "Engine",
-           "SlicePrediction", "pick_device"]
+__all__ = ["BACKENDS", "CLASSES", "PLANES", "AnalysisCancelled", "Calibration", "Engine",
+           "SlicePrediction", "choose_backend", "cuda_present"]

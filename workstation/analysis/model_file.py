@@ -22,12 +22,38 @@ class ModelIntegrityError(Exception):
 
 
 @dataclass(frozen=True)
+class OnnxFiles:
+    """The ONNX Runtime form of the model: the graph and the calibration (numpy), each with
+    its sha256, and the sha256 of the weights archive they were exported from (a graph
+    exported from other weights is not used)."""
+
+    graph: Path
+    graph_sha256: str
+    calibration: Path
+    calibration_sha256: str
+    from_weights: str
+
+    @classmethod
+    def of(cls, data: object, folder: Path) -> OnnxFiles | None:
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(graph=folder / str(data["file"]), graph_sha256=str(data["sha256"]),
+                       calibration=folder / str(data["calibration"]),
+                       calibration_sha256=str(data["calibration_sha256"]),
+                       from_weights=str(data["from_weights_sha256"]))
+        except KeyError:
+            return None
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     name: str
     version: str
     sha256: str
     weights: Path
     description: Path
+    onnx: OnnxFiles | None = None
 
     @classmethod
     def load(cls, description: Path) -> ModelInfo:
@@ -39,7 +65,8 @@ class ModelInfo:
             return cls(name=str(data["name"]), version=str(data["version"]),
                        sha256=str(data["sha256"]),
                        weights=description.parent / str(data["weights"]),
-                       description=description)
+                       description=description,
+                       onnx=OnnxFiles.of(data.get("onnx"), description.parent))
         except (OSError, UnicodeDecodeError) as exc:
             raise ModelIntegrityError(
                 f"the model description {description} cannot be read ({exc})") from exc
@@ -61,16 +88,21 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def verified(path: Path, sha256: str, what: str = "weights file") -> Path:
+    """``path``, after checking its sha256 against the one the model description records."""
+    if not path.is_file():
+        raise ModelIntegrityError(f"the {what} {path.name} is missing")
+    actual = sha256_of(path)
+    if actual != sha256:
+        raise ModelIntegrityError(
+            f"the {what} {path.name} does not match its recorded sha256 "
+            f"(expected {sha256[:12]}..., found {actual[:12]}...): refusing to use it")
+    return path
+
+
 def verified_weights(info: ModelInfo) -> Path:
     """The weights path, after checking its sha256 against the model description."""
-    if not info.weights.is_file():
-        raise ModelIntegrityError(f"the weights file {info.weights.name} is missing")
-    actual = sha256_of(info.weights)
-    if actual != info.sha256:
-        raise ModelIntegrityError(
-            f"the weights file {info.weights.name} does not match its recorded sha256 "
-            f"(expected {info.sha256[:12]}..., found {actual[:12]}...): refusing to use it")
-    return info.weights
+    return verified(info.weights, info.sha256)
 
 
 def default_description() -> Path:

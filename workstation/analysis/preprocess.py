@@ -9,6 +9,7 @@ removes most differences of field of view and windowing between sources.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -71,13 +72,34 @@ def cut(image: npt.NDArray[np.floating], crop: Crop, fill: float = 0.0) -> npt.N
     return out
 
 
+@lru_cache(maxsize=64)
+def resize_matrix(source: int, target: int, anti_aliasing: bool) -> npt.NDArray[np.float32]:
+    """The (target, source) matrix that does scikit-image's order-1 ``resize`` along one
+    axis (its Gaussian pre-filter included when ``anti_aliasing``): that resize is linear
+    and separable, so it is read off once per size by resizing the identity, and
+    ``resize_square`` then costs two small matrix products instead of a spline zoom
+    (the same values to float rounding, about 2e-7; tests/analysis/test_preprocess.py)."""
+    eye = np.eye(source, dtype=np.float32)
+    matrix = resize(eye, (target, source), order=1, anti_aliasing=anti_aliasing,
+                    preserve_range=True).astype(np.float32)
+    matrix.setflags(write=False)
+    return matrix
+
+
+def resize_square(image: npt.NDArray[np.float32], size: int, anti_aliasing: bool
+                  ) -> npt.NDArray[np.float32]:
+    """A square image resized to ``size`` x ``size`` as scikit-image's order-1 ``resize``
+    (``preserve_range``) does it."""
+    matrix = resize_matrix(int(image.shape[0]), size, anti_aliasing)
+    return np.asarray(matrix @ image @ matrix.T, dtype=np.float32)
+
+
 def prepare(image: npt.NDArray[np.floating], size: int = INPUT_SIZE) -> Prepared:
     """Display image in [0, 1] -> square, foreground-cropped, intensity-normalised input."""
     image = np.nan_to_num(np.asarray(image, dtype=np.float32))
     crop, fraction = square_crop(image)
     boxed = cut(image, crop)
-    small = resize(boxed, (size, size), order=1, anti_aliasing=crop.side > size,
-                   preserve_range=True).astype(np.float32)
+    small = resize_square(boxed, size, anti_aliasing=crop.side > size)
     high = float(np.percentile(small, 99))
     if high > 1e-6:
         small = np.clip(small / high, 0.0, 1.0)
@@ -94,8 +116,7 @@ def mask_to_input(mask: npt.NDArray[np.generic], crop: Crop, size: int = INPUT_S
 
 def mask_to_image(mask: npt.NDArray[np.floating], crop: Crop) -> npt.NDArray[np.float32]:
     """A mask in the network's frame -> the input image's pixel grid (for display/output)."""
-    boxed = resize(np.asarray(mask, dtype=np.float32), (crop.side, crop.side), order=1,
-                   anti_aliasing=False, preserve_range=True).astype(np.float32)
+    boxed = resize_square(np.asarray(mask, dtype=np.float32), crop.side, anti_aliasing=False)
     out = np.zeros(crop.image_shape, dtype=np.float32)
     rows, cols = crop.image_shape
     r0, c0 = max(crop.top, 0), max(crop.left, 0)

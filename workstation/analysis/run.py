@@ -38,6 +38,7 @@ class StudyTriage:
     model: ModelSummary
     device: str
     seconds: float
+    backend: str = "torch"  # what ran the network: onnxruntime or torch
 
 
 def analyse_series(series: Series, engine: Any, policy: Any,
@@ -100,12 +101,13 @@ def triage_study(study: Study, engine: Any,
     started = time.perf_counter()
     verdicts = tuple(iter_analysis(study.series, engine, step, cancelled))
     return StudyTriage(study, verdicts, ModelSummary.of(engine), engine.device,
-                       time.perf_counter() - started)
+                       time.perf_counter() - started, getattr(engine, "backend", "torch"))
 
 
 # the ``schema`` key of the triage document (workstation/schemas/triage.schema.json); 2: the
 # key itself, assessed_on and the volumes of each series, the volume of each image
-TRIAGE_SCHEMA_VERSION = 3  # 3: decided_by, tumour_images, series_suspicion
+# 3: decided_by, tumour_images, series_suspicion; 4: backend
+TRIAGE_SCHEMA_VERSION = 4
 
 
 def _round(value: float) -> float:
@@ -162,6 +164,7 @@ def triage_document(result: StudyTriage) -> dict[str, Any]:
         "model": {"name": result.model.name, "version": result.model.version,
                   "sha256": result.model.sha256},
         "device": result.device,
+        "backend": result.backend,
         "series": [verdict_document(v) for v in result.verdicts],
         "errors": [{"path": p.path, "message": p.message} for p in errors],
     }

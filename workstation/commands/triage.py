@@ -25,7 +25,8 @@ def run_triage(args: argparse.Namespace) -> int:
         from workstation.analysis.engine import Engine
         from workstation.analysis.run import triage_document, triage_study, write_masks
 
-        engine = Engine(args.model, device=args.device)
+        engine = Engine(args.model, device=args.device,
+                        backend=getattr(args, "backend", "auto"))
     except (ModelIntegrityError, RuntimeError) as exc:
         sys.stderr.write(f"workstation: the triage model cannot be used: {exc}\n")
         return 3

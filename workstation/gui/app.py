@@ -33,6 +33,8 @@ def run_gui(paths: Sequence[str], measure: bool = False, started: float | None =
     from workstation.imaging import isolated
 
     isolated.start()
+    # the triage model loads meanwhile too (ONNX Runtime on the CPU: under a second)
+    window.holder.preload(window.settings.device)
     if measure:
         _measure(app, window, paths, shown, QTimer)
     elif paths:

@@ -133,7 +133,8 @@ def load_work(paths: Sequence[str]) -> Callable[[Task], Any]:
 
 
 class EngineHolder:
-    """Creates the analysis engine once (importing torch), on the first analysis."""
+    """Creates the analysis engine once: preloaded after the window shows, else on the
+    first analysis."""
 
     def __init__(self) -> None:
         self._engine: Any = None
@@ -148,6 +149,19 @@ class EngineHolder:
                 self._engine = Engine(device=device)
                 self._device = device
             return self._engine
+
+    def preload(self, device: str) -> threading.Thread:
+        """Load the engine on a background thread now (after the window shows), so the
+        first analysis does not wait for it. A model that cannot load is reported by that
+        first analysis, which tries again (``get`` raises there, in words)."""
+        def load() -> None:
+            try:
+                self.get(device)
+            except Exception:  # the first analysis reports it
+                return
+        thread = threading.Thread(target=load, name="engine-preload", daemon=True)
+        thread.start()
+        return thread
 
     @property
     def engine(self) -> Any:

@@ -259,7 +259,7 @@ def evaluate_excluded(engine: Engine, items: Iterable[Item], rows: dict[str, dic
         "results": members} for name, members in sorted(groups.items())}
 
 
-def cpu_speed(engine: Engine, items: list[Item], repeats: int = 3) -> dict[str, float]:
+def cpu_speed(engine: Engine, items: list[Item], repeats: int = 3) -> dict[str, Any]:
     from workstation.imaging import Slice, Window
     from workstation.imaging.pixels import frozen
 
@@ -273,7 +273,7 @@ def cpu_speed(engine: Engine, items: list[Item], repeats: int = 3) -> dict[str, 
         times.append(time.perf_counter() - started)
     best = min(times)
     return {"ms_per_slice": 1000 * best / len(slices), "slices_per_second": len(slices) / best,
-            "slices": len(slices)}
+            "slices": len(slices), "backend": engine.backend}
 
 
 def run_split(datasets: Path, cache: Path, plane_labels: Path, exclusions: Path,

@@ -356,7 +356,10 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
     (models_dir / f"{name}.json").write_text(json.dumps(description, indent=2) + "\n")
     if volumes is not None:
         description = add_series_rule(models_dir, name, archive, description, datasets)
-    return description
+    # last: the ONNX Runtime form of exactly these weights (the CPU backend)
+    from workstation.training.onnx_export import add_onnx
+
+    return add_onnx(models_dir / f"{name}.json")
 
 
 def add_series_rule(models_dir: Path, name: str, archive: dict[str, Any],
