@@ -10,7 +10,7 @@ STUDY  ?= ../shared/datasets/dicom/ge_epi_axial
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,train,bench]'
+	$(BIN)/pip install --quiet -e '.[test,train,bench,cluster]'
 	touch $@
 
 setup: $(BIN)/.installed

@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="print start-up, first-image and responsiveness times, then quit")
     _add_triage(commands)
     _add_training(commands)
+    from workstation.commands.batch import add_batch
+
+    add_batch(commands)
     return parser
 
 
@@ -190,6 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from workstation.commands.triage import run_triage
 
         return run_triage(args)
+    if args.command == "batch":
+        from workstation.commands.batch import run_batch_command
+
+        return run_batch_command(args)
     if args.command in ("train", "evaluate", "benchmark"):
         from workstation.commands import training
 
