@@ -23,8 +23,9 @@ from workstation.store.readings import Reading, series_key
 NOT_AVAILABLE = "not available"
 DISCLAIMER = (
     "Decision support only, not a diagnosis. This report was produced by software that "
-    "reads single MRI images; it can miss tumours and it can flag normal images. Every "
-    "finding must be confirmed by a qualified radiologist reading the full examination."
+    "reads each MRI image and decides a whole series from its neighbouring images; it can "
+    "miss tumours and it can flag normal images. Every finding must be confirmed by a "
+    "qualified radiologist reading the full examination."
 )
 KEY_IMAGES_PER_SERIES = 3
 MODEL_CARD_ROWS = ("macro-F1", "tumour slices cleared as no_tumour", "review rate",
