@@ -128,12 +128,30 @@ def cuda_present() -> bool:
         return False
 
 
+def torch_installed() -> bool:
+    """Whether PyTorch is there (the full install; the CPU package of ``make package`` leaves
+    it out), asked without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+FULL_INSTALL_NEEDED = ("this installation runs the model on the CPU with ONNX Runtime only; "
+                       "the GPU, Grad-CAM and models without an ONNX graph need the full "
+                       "install (with PyTorch)")
+
+
 def choose_backend(info: ModelInfo, device: str = "auto", backend: str = "auto") -> str:
     """The backend an engine for ``info`` runs on ``device``: ONNX Runtime on the CPU when
     the model has a graph exported from these weights and onnxruntime is installed, else
     torch. Asking for onnxruntime where it cannot run raises RuntimeError, in words."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
+    has_torch = torch_installed()
+    if not has_torch:
+        if backend == "torch" or device == "cuda":
+            raise RuntimeError(FULL_INSTALL_NEEDED)
+        device = "cpu"  # a GPU is of no use without torch: ONNX Runtime on the CPU
     if backend == "torch":
         return "torch"
     on_cpu = device == "cpu" or (device == "auto" and not cuda_present())
@@ -149,6 +167,8 @@ def choose_backend(info: ModelInfo, device: str = "auto", backend: str = "auto")
         return onnx_backend.NAME
     if backend == onnx_backend.NAME:
         raise RuntimeError(f"the onnxruntime backend cannot be used: {problem}")
+    if not has_torch:
+        raise RuntimeError(f"{problem}: {FULL_INSTALL_NEEDED}")
     return "torch"
 
 
@@ -212,7 +232,7 @@ class Engine:
         self.calibration = Calibration.from_archive(archive)
         self.last_seconds = 0.0
 
-    def _torch_backend(self) -> Any:
+    def torch_backend(self) -> Any:
         """The torch networks (loaded on first use when the engine runs ONNX Runtime)."""
         if self._torch is None:
             from workstation.analysis.torch_backend import TorchBackend, load_archive
@@ -224,17 +244,17 @@ class Engine:
     @property
     def net(self) -> Any:
         """The triage network as trained, in torch (Grad-CAM reads its layers)."""
-        return self._torch_backend().net
+        return self.torch_backend().net
 
     @property
     def inference_net(self) -> Any:
         """The torch network with its batch norms folded (what the torch backend runs)."""
-        return self._torch_backend().inference_net
+        return self.torch_backend().inference_net
 
     @property
     def reference(self) -> Any:
         """The torch reference network, folded; None for a model without one."""
-        return self._torch_backend().reference
+        return self.torch_backend().reference
 
     def predict_prepared(self, prepared: Sequence[Prepared]) -> dict[str, np.ndarray]:
         """Raw network outputs for already prepared inputs (also used by evaluation)."""
