@@ -46,7 +46,9 @@ def test_blank_image_is_safe() -> None:
 
 @pytest.mark.parametrize(("source", "target", "anti_aliasing"),
                          [(224, 160, True), (512, 160, True), (161, 160, True),
-                          (100, 160, False), (160, 512, False), (160, 97, False)])
+                          (100, 160, False), (160, 512, False), (160, 97, False),
+                          (1000, 160, True), (37, 160, True), (160, 33, False),
+                          (1, 160, True), (160, 1, False)])
 def test_matrix_resize_is_scikit_image_resize(source: int, target: int,
                                               anti_aliasing: bool) -> None:
     from skimage.transform import resize
@@ -57,3 +59,19 @@ def test_matrix_resize_is_scikit_image_resize(source: int, target: int,
     expected = resize(image, (target, target), order=1, anti_aliasing=anti_aliasing,
                       preserve_range=True)
     assert np.abs(resize_square(image, target, anti_aliasing) - expected).max() < 1e-5
+
+
+@pytest.mark.parametrize("shape", [(224, 224), (512, 512), (160, 160), (65, 63), (7, 3),
+                                   (1, 1), (4096, 1)])
+def test_fast_percentile_is_numpy_percentile(shape: tuple[int, int]) -> None:
+    from workstation.analysis.preprocess import percentile_99
+
+    rng = np.random.default_rng(sum(shape))
+    cases = [rng.random(shape, dtype=np.float32),
+             np.round(rng.random(shape, dtype=np.float32) * 4) / 4,  # many ties
+             np.zeros(shape, np.float32),
+             brain_like(*shape) if min(shape) > 8 else np.ones(shape, np.float32)]
+    for image in cases:
+        # the same order statistics; numpy interpolates them in float32, this in float64
+        assert percentile_99(image) == pytest.approx(float(np.percentile(image, 99)),
+                                                     rel=1e-6, abs=1e-12)

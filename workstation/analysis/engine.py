@@ -180,6 +180,18 @@ def ct_score(features: npt.NDArray[np.float32], calibration: Calibration
     return ct_probability(features, calibration.ct_weights, calibration.ct_bias)
 
 
+_BLAS: list[Any] = []
+
+
+def _one_blas_thread() -> Any:
+    """A context in which numpy's BLAS runs on one thread (threadpoolctl)."""
+    if not _BLAS:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
+
+
 def _softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
@@ -285,6 +297,14 @@ class Engine:
     def analyse(self, slices: Sequence[Slice], batch_size: int = 16,
                 progress: Callable[[int, int], None] | None = None,
                 cancelled: Callable[[], bool] | None = None) -> list[SlicePrediction]:
+        # numpy's BLAS (the resize and novelty products) on one thread: its idle threads
+        # spin, and two thread pools on the same cores slowed analysis by half or more
+        with _one_blas_thread():
+            return self._analyse(slices, batch_size, progress, cancelled)
+
+    def _analyse(self, slices: Sequence[Slice], batch_size: int,
+                 progress: Callable[[int, int], None] | None,
+                 cancelled: Callable[[], bool] | None) -> list[SlicePrediction]:
         started = time.perf_counter()
         results: list[SlicePrediction] = []
         for start in range(0, len(slices), batch_size):
