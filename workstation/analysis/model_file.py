@@ -13,7 +13,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+from workstation.build_info import resource_root
+
+# the repository's models/ in a source checkout, the bundle's in a package (make package)
+MODELS_DIR = resource_root() / "models"
 DEFAULT_MODEL = "triage-v2"
 
 
