@@ -117,11 +117,7 @@ def resize_matrix(source: int, target: int, anti_aliasing: bool) -> npt.NDArray[
     tests/analysis/test_preprocess.py), it costs a fraction of a millisecond where the spline
     zoom cost one to ten."""
     factor = source / target
-    coordinates = (np.arange(target) + 0.5) * factor - 0.5
-    low = np.floor(coordinates).astype(np.int64)
-    fraction = coordinates - low
-    anchors = np.stack([_mirror(low, source), _mirror(low + 1, source)], axis=1)
-    weights = np.stack([1.0 - fraction, fraction], axis=1)
+    anchors, weights = _linear_taps(source, target)
     sigma = max(0.0, (factor - 1.0) / 2.0) if anti_aliasing else 0.0
     if sigma > 0:
         radius = int(4.0 * sigma + 0.5)
@@ -145,6 +141,21 @@ def resize_square(image: npt.NDArray[np.float32], size: int, anti_aliasing: bool
     (``preserve_range``) does it."""
     matrix = resize_matrix(int(image.shape[0]), size, anti_aliasing)
     return np.asarray(matrix @ image @ matrix.T, dtype=np.float32)
+
+
+@lru_cache(maxsize=256)
+def _linear_taps(source: int, target: int
+                 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """For each output position of a grid-mode linear zoom: its two input neighbours
+    (mirrored at the edges) and their weights."""
+    coordinates = (np.arange(target) + 0.5) * (source / target) - 0.5
+    low = np.floor(coordinates).astype(np.int64)
+    fraction = coordinates - low
+    anchors = np.stack([_mirror(low, source), _mirror(low + 1, source)], axis=1)
+    weights = np.stack([1.0 - fraction, fraction], axis=1).astype(np.float32)
+    anchors.setflags(write=False)
+    weights.setflags(write=False)
+    return anchors, weights
 
 
 def prepare(image: npt.NDArray[np.floating], size: int = INPUT_SIZE) -> Prepared:

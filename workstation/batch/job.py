@@ -33,6 +33,17 @@ class StudyOutcome:
     worker: str  # host:pid
 
 
+def worker_started() -> None:
+    """Run first in each local worker process: its compressed-file decoders (child
+    processes of its own, ``imaging.isolated``) are stopped before the process joins its
+    children at exit, where they would wait for work for ever."""
+    from multiprocessing.util import Finalize
+
+    from workstation.imaging import isolated
+
+    Finalize(None, isolated.shutdown, kwargs={"kill": True}, exitpriority=10)
+
+
 def _engine(model: str, device: str, threads: int) -> Any:
     from workstation.analysis.engine import Engine
 

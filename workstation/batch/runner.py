@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from workstation.batch.discover import StudyUnit, discover
-from workstation.batch.job import StudyOutcome, triage_unit
+from workstation.batch.job import StudyOutcome, triage_unit, worker_started
 from workstation.batch.progress import Progress
 from workstation.batch.results import ResultsTable
 
@@ -57,7 +57,8 @@ def _local_results(units: Sequence[StudyUnit], options: BatchOptions
     else:
         # spawn, not fork: each worker imports the engine afresh (no inherited threads)
         executor = ProcessPoolExecutor(max_workers=options.workers,
-                                       mp_context=get_context("spawn"))
+                                       mp_context=get_context("spawn"),
+                                       initializer=worker_started)
         threads = max(1, (os.cpu_count() or 1) // options.workers)
     with executor:
         futures: dict[Future[StudyOutcome], StudyUnit] = {
