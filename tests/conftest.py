@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The tests' audit log, worklist and readings go to a temporary data folder, never
+    the user's own (``BRAIN_TRIAGE_DATA_DIR``; a test may point it elsewhere)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("BRAIN_TRIAGE_DATA_DIR", str(tmp_path_factory.mktemp("user-data")))
+    yield
+    patch.undo()
 
 
 def shared_datasets() -> Path | None:

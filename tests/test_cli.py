@@ -22,7 +22,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
-    assert result.stdout.strip() == f"workstation {__version__}"
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == f"workstation {__version__}"
+    assert lines[1].startswith("model: triage-v2 ") and "sha256 " in lines[1]
+    assert lines[-1] == "build: source checkout"
 
 
 def test_inspect_json_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,10 +17,26 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from workstation import __version__
+from workstation.commands import pacs, readings, serve
 
 _STARTED = time.perf_counter()
 MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the application, model and build lines (``workstation.build_info``),
+    read only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from workstation.build_info import load_build_info
+
+        sys.stdout.write(load_build_info().text() + "\n")
+        parser.exit()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="workstation",
         description="Offline brain MRI triage workstation (decision support, not a diagnosis).",
     )
-    parser.add_argument("--version", action="version", version=f"workstation {__version__}")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="show the version, the model (version, sha256) and the build")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     inspect = commands.add_parser(
         "inspect", help="list the series found in files or folders (DICOM, PNG, JPEG, TIFF)"
@@ -48,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     from workstation.commands.batch import add_batch
 
     add_batch(commands)
+    serve.add_parsers(commands)
+    pacs.add_pacs(commands)
+    readings.add_readings(commands)
     return parser
 
 
@@ -78,6 +98,12 @@ def _add_triage(commands: argparse._SubParsersAction) -> None:
     triage.add_argument("--page-size", choices=("A4", "Letter"),
                         help="report page size (default: the saved setting, else A4)")
     triage.add_argument("--institution", help="institution name printed on the report")
+    triage.add_argument("--dicom-out", type=Path, metavar="DIR",
+                        help="write the results as DICOM (structured report, segmentation, "
+                             "encapsulated PDF, key images) into DIR")
+    triage.add_argument("--send", metavar="NAME",
+                        help="send the DICOM results to the configured DICOM node NAME "
+                             "(queued and retried when it is down)")
 
 
 def _add_training(commands: argparse._SubParsersAction) -> None:
@@ -193,6 +219,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from workstation.commands.triage import run_triage
 
         return run_triage(args)
+    if args.command == "readings":
+        return readings.run_readings(args)
+    if args.command == "pacs":
+        return pacs.run_pacs(args)
+    if args.command in serve.COMMANDS:
+        return serve.run(args)
     if args.command == "batch":
         from workstation.commands.batch import run_batch_command
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from workstation.settings import config_dir, data_dir
+from workstation.store.audit import SETTINGS_CHANGED, record_event
 
 DEFAULT_AE_TITLE = "BRAINTRIAGE"
 DEFAULT_PORT = 11112
@@ -72,6 +73,11 @@ class NetworkSettings:
     store_dir: str = ""  # empty: data_dir()/store
     stable_age_s: float = 30.0  # a study is complete after this long with no new instance
     min_free_mb: int = 500  # below this, C-STORE answers "out of resources"
+    # TLS for the receiver (DICOM over TLS): PEM certificate and key; with a CA file, only
+    # senders holding a certificate it signed may connect. Empty: plain TCP
+    tls_certificate: str = ""
+    tls_key: str = ""
+    tls_ca_certificates: str = ""
     pacs: str = ""  # name of the node to query/retrieve from
     destination: str = ""  # name of the node results are sent to by default
     nodes: tuple[RemoteNode, ...] = field(default_factory=tuple)
@@ -142,6 +148,7 @@ class NetworkSettings:
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(asdict(self), indent=2))
         temporary.replace(path)
+        record_event(SETTINGS_CHANGED, detail="DICOM network settings")
 
 
 def default_path() -> Path:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 STARTED = time.perf_counter()
+DESKTOP_FILE = "brain-mri-triage"  # packaging/brain-mri-triage.desktop, StartupWMClass
 
 
 def run_gui(paths: Sequence[str], measure: bool = False, started: float | None = None) -> int:
@@ -18,12 +19,17 @@ def run_gui(paths: Sequence[str], measure: bool = False, started: float | None =
     if status is not None:
         return status
     from PySide6.QtCore import QTimer
+    from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
     from workstation.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    _quit_on_signals(app, QTimer)
     app.setApplicationName("Brain MRI triage workstation")
+    # the menu entry (packaging/brain-mri-triage.desktop): the desktop groups the window
+    # under it and shows its icon
+    QGuiApplication.setDesktopFileName(DESKTOP_FILE)
     window = MainWindow()
     window.show()
     app.processEvents()
@@ -34,7 +40,7 @@ def run_gui(paths: Sequence[str], measure: bool = False, started: float | None =
 
     isolated.start()
     # the triage model loads meanwhile too (ONNX Runtime on the CPU: under a second)
-    window.holder.preload(window.settings.device)
+    preload = window.holder.preload(window.settings.device)
     if measure:
         _measure(app, window, paths, shown, QTimer)
     elif paths:
@@ -42,7 +48,26 @@ def run_gui(paths: Sequence[str], measure: bool = False, started: float | None =
     try:
         return int(app.exec())
     finally:
+        # a load still running in native code when the interpreter exits aborts the
+        # process ("terminate called without an active exception"): let it finish first
+        preload.join(timeout=60)
         isolated.shutdown(kill=True)
+
+
+def _quit_on_signals(app: Any, timer_type: Any) -> None:
+    """SIGTERM (a logout, a service manager), SIGHUP and Ctrl-C end the window as File >
+    Quit does, so the decoder processes are stopped (they outlived a killed window)."""
+    import signal
+
+    for name in ("SIGTERM", "SIGHUP", "SIGINT"):
+        if hasattr(signal, name):
+            # queued: a signal that arrives before the event loop runs still ends it
+            signal.signal(getattr(signal, name),
+                          lambda *_: timer_type.singleShot(0, app.quit))
+    # Python runs a signal handler only between bytecodes: a timer lets it in while Qt waits
+    wake = timer_type(app)
+    wake.timeout.connect(lambda: None)
+    wake.start(300)
 
 
 def _measure(app: object, window: object, paths: Sequence[str], shown: float,

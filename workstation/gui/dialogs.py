@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from workstation import __version__
+from workstation.build_info import load_build_info, resource_root
 from workstation.reporting.content import DISCLAIMER, model_card_rows
 from workstation.settings import Settings
 
@@ -65,15 +66,15 @@ class SettingsDialog(QDialog):
 
 def about_text(model_name: str) -> str:
     rows = model_card_rows_text()
+    build = "\n".join(load_build_info().lines()[1:])  # model sha256s and the build date
     return (f"Brain MRI triage workstation {__version__}\n"
-            f"Model: {model_name}\n\nTest-split figures (models/MODEL_CARD.md):\n{rows}\n\n"
+            f"Model: {model_name}\n{build}\n\n"
+            f"Test-split figures (models/MODEL_CARD.md):\n{rows}\n\n"
             f"{DISCLAIMER}")
 
 
 def model_card_rows_text() -> str:
-    from pathlib import Path
-
-    card = Path(__file__).resolve().parents[2] / "models" / "MODEL_CARD.md"
+    card = resource_root() / "models" / "MODEL_CARD.md"
     return "\n".join(f"- {a}: {b}" for a, b in model_card_rows(card))
 
 

@@ -13,6 +13,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QFont, QPaintDevice, QPainter
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from workstation.store.audit import REPORT_EXPORTED, record_event, study_uid_of
+
 if TYPE_CHECKING:
     from workstation.analysis.run import StudyTriage
     from workstation.settings import Settings
@@ -30,7 +32,9 @@ def export_report(parent: QWidget, result: StudyTriage, readings: dict[str, Read
 
     content = build_content(result, readings, institution=settings.institution)
     try:
-        return write_report(content, path, settings.page_size, force=True)
+        written = write_report(content, path, settings.page_size, force=True)
+        record_event(REPORT_EXPORTED, study_uid=study_uid_of(result.study), detail="PDF report")
+        return written
     except OSError as exc:
         QMessageBox.warning(parent, APP_TITLE, f"The report was not written: {exc}")
         return None

@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
+    QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -26,20 +27,25 @@ from workstation.gui.dialogs import AboutDialog, SettingsDialog
 from workstation.gui.exports import APP_TITLE
 from workstation.gui.menus import build_menus
 from workstation.gui.panels import FindingsPanel, ReadingForm, SeriesBrowser, VerdictBanner
+from workstation.gui.send_results import ResultsSender
 from workstation.gui.viewer import SliceView
 from workstation.gui.workers import (
+    GRADCAM_NEEDS_FULL_INSTALL,
     EngineHolder,
     Task,
     TaskRunner,
     analysis_work,
+    gradcam_available,
     gradcam_work,
     load_work,
 )
+from workstation.gui.worklist_panel import WorklistPanel
 from workstation.imaging.presets import Preset, preset_window
 from workstation.imaging.series import Problem, Series, SeriesInfo
 from workstation.imaging.study import Preview
 from workstation.session import StudySession
 from workstation.settings import Settings
+from workstation.store import audit
 from workstation.store.readings import Reading
 
 
@@ -47,8 +53,9 @@ class MainWindow(QMainWindow):
     """Widgets and their wiring; what the reader has open and where is ``session``."""
 
     def __init__(self, settings: Settings | None = None, settings_path: Path | None = None,
-                 readings_dir: Path | None = None) -> None:
+                 readings_dir: Path | None = None, worklist_path: Path | None = None) -> None:
         super().__init__()
+        self.worklist_path = worklist_path
         self.settings_path = settings_path
         self.settings = settings or Settings.load(settings_path)
         self.readings_dir = readings_dir
@@ -60,6 +67,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
         self._build_widgets()
+        self.results_sender = ResultsSender(self)  # File > Send Results, the send queue
         menus = build_menus(self)
         self.recent_menu, self.mask_action = menus.recent, menus.mask
         self.gradcam_action, self.invert_action = menus.gradcam, menus.invert
@@ -101,6 +109,16 @@ class MainWindow(QMainWindow):
         self.problem_dock = ProblemDock(self)
         self.problem_list = self.problem_dock.problems
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.problem_dock)
+        self.worklist = WorklistPanel(self.worklist_path)
+        self.worklist.open_study.connect(self.open_stored_study)
+        self.worklist_dock = QDockWidget("Worklist", self)
+        self.worklist_dock.setObjectName("worklist")
+        self.worklist_dock.setWidget(self.worklist)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.worklist_dock)
+        self.resizeDocks([self.worklist_dock], [380], Qt.Orientation.Horizontal)
+        # shown once studies arrive (a receiver or a retrieval made the worklist); View >
+        # Worklist shows it before that
+        self.worklist_dock.setVisible(self.worklist.path.exists())
 
         status = self.statusBar()
         self.model_label = QLabel("Model: not loaded")
@@ -137,6 +155,26 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Open a study folder")
         if folder:
             self.open_paths([folder])
+
+    def open_from_pacs(self) -> None:
+        """Search the PACS and retrieve a study (``gui.pacs_dialog``); open it once here."""
+        from workstation.dicomnet.config import NetworkSettings, NetworkSettingsError
+        from workstation.gui.pacs_dialog import PacsDialog
+
+        try:
+            settings = NetworkSettings.load()
+        except NetworkSettingsError as exc:
+            QMessageBox.warning(self, APP_TITLE, f"The DICOM network settings cannot be "
+                                f"used: {exc}")
+            return
+        dialog = PacsDialog(settings, self, self.worklist_path)
+        dialog.study_retrieved.connect(self.open_stored_study)
+        dialog.exec()
+
+    def open_stored_study(self, folder: str, study_uid: str) -> None:
+        """Open a study of the local store (from the worklist, or just retrieved)."""
+        self.worklist_dock.show()  # a retrieved study is in the worklist now
+        self.open_paths([folder])
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
@@ -197,6 +235,7 @@ class MainWindow(QMainWindow):
 
     def _load_finished(self, count: object) -> None:
         self.timings["load_s"] = time.perf_counter() - self._opened_at
+        audit.record_event(audit.STUDY_OPENED, study_uid=audit.study_uid_of(self.session.study))
         self._loading_done()
         self.start_analysis()
 
@@ -307,6 +346,9 @@ class MainWindow(QMainWindow):
         self.viewer.set_overlays(self.viewer.overlays.mask, self.viewer.overlays.gradcam)
 
     def toggle_gradcam(self, checked: bool) -> None:
+        if checked and not gradcam_available():
+            self._gradcam_unavailable()
+            return
         self.viewer.overlays.show_gradcam = checked
         finding = self.current_finding()
         if checked and finding is not None:
@@ -314,7 +356,18 @@ class MainWindow(QMainWindow):
         else:
             self.viewer.set_overlays(self.viewer.overlays.mask, None)
 
+    def _gradcam_unavailable(self) -> None:
+        """The CPU package has no torch: say so in words and leave the overlay off."""
+        self.gradcam_action.setChecked(False)
+        self.viewer.overlays.show_gradcam = False
+        self.statusBar().showMessage(GRADCAM_NEEDS_FULL_INSTALL, 10000)
+        QMessageBox.information(self, APP_TITLE, GRADCAM_NEEDS_FULL_INSTALL)
+
     def _start_gradcam(self, finding: Finding) -> None:
+        if not gradcam_available():
+            self.gradcam_action.setChecked(False)  # a setting kept from a full install
+            self.viewer.overlays.show_gradcam = False
+            return
         series = self.session.current_series
         if self.holder.engine is None or self.session.analysing or series is None:
             return  # Grad-CAM hooks the network the analysis is using
@@ -389,6 +442,7 @@ class MainWindow(QMainWindow):
         if dialog.exec():
             self.settings = dialog.result_settings()
             self._save_settings()
+            audit.record_event(audit.SETTINGS_CHANGED, detail="workstation settings")
             self._apply_settings()
 
     def _save_settings(self) -> None:
@@ -404,6 +458,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.cancel()
+        self.results_sender.stop()
+        self.worklist.stop()
         self.runner.pool.waitForDone(3000)
         event.accept()
 

@@ -54,10 +54,13 @@ def build_menus(window: MainWindow) -> Menus:
     file_menu = bar.addMenu("&File")
     add(file_menu, "&Open File...", window.choose_files, QKeySequence.StandardKey.Open)
     add(file_menu, "Open &Folder...", window.choose_folder, "Ctrl+Shift+O")
+    add(file_menu, "Open from P&ACS...", window.open_from_pacs, "Ctrl+Shift+R")
     recent = file_menu.addMenu("Open &Recent")
     file_menu.addSeparator()
     add(file_menu, "&Export Report (PDF)...", window.choose_report_path, "Ctrl+E")
     add(file_menu, "Export &Masks...", window.choose_masks_folder, "Ctrl+Shift+M")
+    add(file_menu, "Send Res&ults to PACS...", lambda: window.results_sender.open(),
+        "Ctrl+Shift+S")
     add(file_menu, "&Print Report...", window.print_report, QKeySequence.StandardKey.Print)
     add(file_menu, "Print &View...",
         lambda: exports.print_view(window, window.banner.words, viewer), "Ctrl+Shift+P")
@@ -66,6 +69,11 @@ def build_menus(window: MainWindow) -> Menus:
     add(file_menu, "&Quit", window.close, QKeySequence.StandardKey.Quit)
 
     view = bar.addMenu("&View")
+    worklist = window.worklist_dock.toggleViewAction()
+    worklist.setText("&Worklist")
+    worklist.setShortcut(QKeySequence("Ctrl+L"))
+    view.addAction(worklist)
+    window.addAction(worklist)
     mask = add(view, "Suspect &region", window.toggle_mask, "M", True)
     gradcam = add(view, "&Grad-CAM (where the classifier looked)", window.toggle_gradcam, "G",
                   True)

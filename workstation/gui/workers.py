@@ -187,6 +187,21 @@ def analysis_work(series_list: Sequence[Any], holder: EngineHolder, device: str
     return work
 
 
+GRADCAM_NEEDS_FULL_INSTALL = (
+    "Grad-CAM (where the classifier looked) needs the full install of the workstation, "
+    "with PyTorch. This installation analyses with ONNX Runtime only: the verdicts and the "
+    "suspect-region overlay are complete without it.")
+
+
+def gradcam_available() -> bool:
+    """Whether Grad-CAM can run here: it reads the torch network (pytorch-grad-cam), which
+    the CPU package of ``make package`` leaves out. Asked without importing them."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None
+               for name in ("torch", "pytorch_grad_cam"))
+
+
 def gradcam_work(holder: EngineHolder, image: Any, finding: Any) -> Callable[[Task], Any]:
     """Grad-CAM of ``image`` for the class ``analysis.saliency`` chooses for ``finding``."""
     def work(task: Task) -> Any:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from workstation.imaging.series import Series, Study
 from workstation.settings import data_dir
+from workstation.store.audit import READING_SAVED, record_event, study_uid_of
 
 AGREEMENTS = ("agree", "disagree")
 
@@ -67,3 +68,4 @@ def save_reading(study: Study, reading: Reading, folder: Path | None = None) -> 
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps({k: asdict(v) for k, v in readings.items()}, indent=2))
     temporary.replace(path)
+    record_event(READING_SAVED, study_uid=study_uid_of(study), detail=reading.agreement)
