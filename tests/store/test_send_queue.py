@@ -147,3 +147,29 @@ def test_orthanc_stopped_then_started_receives_from_the_queue(export: DicomExpor
         instances = {pacs.rest(f"/instances/{i}/simplified-tags")["SOPInstanceUID"]
                      for s in study["Series"] for i in pacs.rest(f"/series/{s}")["Instances"]}
         assert instances == {o.sop_instance_uid for o in export.objects}
+
+
+def test_the_receiver_sends_what_waits_in_the_queue(export: DicomExport, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from workstation.commands.serve import drain_send_queue
+
+    monkeypatch.setenv("BRAIN_TRIAGE_CONFIG_DIR", str(tmp_path / "config"))
+    stop = threading.Event()
+    with store_scp(ae_title="DESTINATION") as scp:
+        settings_for("archive", "DESTINATION", scp.host, scp.port).save()
+        SendQueue().enqueue("archive", export.paths, study_uid=export.study_uid)
+        drainer = threading.Thread(target=drain_send_queue, args=(stop, 0.1))
+        drainer.start()
+        try:
+            deadline = time.monotonic() + 60
+            while len(scp.received) < len(export.objects) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            drainer.join(timeout=30)
+    assert {d.SOPInstanceUID for d in scp.received} == {o.sop_instance_uid
+                                                        for o in export.objects}
+    assert not SendQueue().pending()

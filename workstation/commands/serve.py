@@ -162,11 +162,44 @@ def run_serve(args: argparse.Namespace) -> int:
         f"{worklist.path}; a study is analysed {settings.stable_age_s:g} s after its last "
         "instance\n")
     sys.stdout.flush()
+    sending = threading.Thread(target=drain_send_queue, args=(stop,), daemon=True,
+                               name="send-queue")
+    sending.start()
     stop.wait()
     receiver.stop()
     completion.stop()
     worklist.close()
+    sending.join(timeout=30)
     return 0
+
+
+SEND_QUEUE_EVERY_S = 60.0
+
+
+def drain_send_queue(stop: threading.Event, every_s: float = SEND_QUEUE_EVERY_S,
+                     path: Path | None = None) -> None:
+    """While the receiver runs, send what waits in the results send queue (``triage
+    --send`` or the window queued it while the destination was down) every ``every_s``, so
+    that it goes out without a window open. Each problem is logged, in words."""
+    import logging
+
+    from workstation.store.send_queue import SendQueue, SendQueueError, default_path
+
+    log = logging.getLogger("workstation.serve")
+    queue_path = path or default_path()
+    while not stop.wait(every_s):
+        if not queue_path.exists():  # nothing was ever queued: do not make the file
+            continue
+        try:
+            report = SendQueue(queue_path).process()
+        except (SendQueueError, OSError) as exc:
+            log.warning("the results send queue could not be processed: %s", exc)
+            continue
+        if report.sent or report.failed:
+            log.info("results send queue: %d sent, %d refused, %d waiting", report.sent,
+                     report.failed, report.waiting)
+        for message in report.messages:
+            log.warning("results send queue: %s", message)
 
 
 # ---------------------------------------------------------------------- worklist
