@@ -72,6 +72,7 @@ def test_dicom_series_open_scroll_window_overlays_verdict_reading_export(
     assert len(window.viewer.series.volumes) == 10  # type: ignore[union-attr]
     assert window.findings.suspicious.count() == 15
     assert "Model triage-v2" in window.model_label.text()
+    assert f"({window.holder.engine.backend})" in window.model_label.text()
 
     top = max(verdict.findings, key=lambda f: f.suspicion).index
     qtbot.keyClick(window.viewer, Qt.Key.Key_N)

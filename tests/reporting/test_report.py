@@ -26,7 +26,8 @@ INFO = SeriesInfo(patient_name="Doe^Jane", patient_id="PID-001", patient_birth_d
 
 def triage(*verdicts: SeriesVerdict, problems: tuple[Problem, ...] = ()) -> StudyTriage:
     study = Study(series=tuple(v.series for v in verdicts), problems=problems)
-    return StudyTriage(study, verdicts, ModelSummary("triage-v1", "1.0.0", SHA), "cpu", 1.0)
+    return StudyTriage(study, verdicts, ModelSummary("triage-v1", "1.0.0", SHA), "cpu", 1.0,
+                       "onnxruntime")
 
 
 def with_info(verdict: SeriesVerdict, info: SeriesInfo) -> SeriesVerdict:
@@ -51,6 +52,7 @@ def test_dicom_tumour_report_has_patient_fields_verdict_and_sha(tmp_path: Path) 
     text = text_of(path)
     for expected in ("Doe Jane", "PID-001", "1970-01-01", "2026-11-25", "ACC-1", "MRI brain",
                      "St Elsewhere", "Tumour suspected", "meningioma", SHA, "triage-v1 1.0.0",
+                     "cpu (onnxruntime)",
                      "Decision support only", "Page 1 of"):
         assert expected in text, expected
     reader = PdfReader(path)

@@ -279,7 +279,8 @@ class MainWindow(QMainWindow):
         if engine is not None:
             images = sum(len(s.assessed_indices) for s in self.session.series)
             self.model_label.setText(
-                f"Model {engine.info.name} {engine.info.version} | device {engine.device} | "
+                f"Model {engine.info.name} {engine.info.version} | device {engine.device} "
+                f"({engine.backend}) | "
                 f"last analysis {float(seconds):.1f} s for {images} images")  # type: ignore[arg-type]
 
     def _analysis_cancelled(self) -> None:

@@ -178,7 +178,7 @@ def build_content(result: StudyTriage, readings: dict[str, Reading], institution
     provenance = {
         "Model": f"{result.model.name} {result.model.version}",
         "Model sha256": result.model.sha256,
-        "Device": result.device,
+        "Device": f"{result.device} ({result.backend})",
         "Software": f"brain MRI triage workstation {__version__}",
         "Report created": datetime.now().astimezone().isoformat(timespec="seconds"),
         "Input files": str(count),
