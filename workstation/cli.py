@@ -146,8 +146,9 @@ def _add_training(commands: argparse._SubParsersAction) -> None:
                              "file again (models/<name>.onnx, .calibration.npz; the last "
                              "step of export)")
     stages.add_argument("--series-rule-only", action="store_true",
-                        help="choose the whole-series rule again on the validation series "
-                             "for the exported model (the last step of export)")
+                        help="choose the whole-series rule and the tumour-call threshold "
+                             "again on the validation series for the exported model (the last "
+                             "step of export)")
     evaluate = commands.add_parser(
         "evaluate", parents=[common],
         help="evaluate on the test split and rewrite models/MODEL_CARD.md (with --model: "

@@ -139,3 +139,14 @@ def test_short_or_unpositioned_series_keep_the_image_rule() -> None:
 def test_spacing_is_the_median_step_of_distinct_positions() -> None:
     assert spacing_of(np.array([0.0, 5.0, 10.0, 10.0, 15.0])) == pytest.approx(5.0)
     assert spacing_of(np.array([3.0])) == 1.0
+
+
+def test_weak_tumour_calls_still_make_a_run_but_each_image_alone_goes_to_review() -> None:
+    """Persistence is the series rule's evidence: a run of images on which a tumour class
+    leads makes a tumour series even when each is below the tumour-call threshold."""
+    calling = replace(RULED, tumour_call_threshold=0.95)
+    preds = [clear()] * 10 + [tumour(glioma=0.9)] * 5 + [clear()] * 10
+    verdict = series_verdict(head(25), preds, calling)
+    assert verdict.verdict is Verdict.TUMOUR and verdict.carrying == (10, 11, 12, 13, 14)
+    assert all(verdict.findings[k].verdict is Verdict.REVIEW for k in verdict.carrying)
+    assert "most likely glioma" in verdict.headline

@@ -294,3 +294,33 @@ def test_a_threshold_below_one_never_reads_as_one() -> None:
     close = replace(POLICY, review_threshold=0.9996)
     finding = series_verdict(series(1), [prediction(glioma=0.0009)], close).findings[0]
     assert "(p = 0.9991, below the 0.9996 needed to clear it)" in finding.review_reasons[0]
+
+
+CALLING = replace(POLICY, tumour_call_threshold=0.8)
+
+
+def test_a_weak_tumour_call_goes_to_review_and_a_confident_one_stays_tumour() -> None:
+    """Below the tumour-call threshold an image on which a tumour class leads is sent to
+    review with its p(tumour) and class; at or above it, it is called tumour."""
+    weak, strong = (slice_finding(0, "a", prediction(glioma=p), CALLING, None)
+                    for p in (0.7, 0.85))
+    assert weak.verdict is Verdict.REVIEW and weak.weak_tumour_call
+    assert weak.class_says_tumour and weak.predicted_class == "glioma"
+    assert weak.review_reasons == ("possible tumour (glioma), low confidence (p(tumour) = "
+                                   "0.700, below the 0.800 needed to call it)",)
+    assert strong.verdict is Verdict.TUMOUR and not strong.weak_tumour_call
+    # a model without a threshold (0.5) calls every leading tumour class tumour
+    assert slice_finding(0, "a", prediction(glioma=0.55), POLICY, None).verdict is Verdict.TUMOUR
+
+
+def test_weak_tumour_calls_send_an_image_rule_series_to_review_never_to_clear() -> None:
+    preds = [prediction(), prediction(meningioma=0.6, mask_at=(10, 12)),
+             prediction(meningioma=0.65), prediction()]
+    verdict = series_verdict(series(4), preds, CALLING)
+    assert verdict.verdict is Verdict.REVIEW
+    assert verdict.predicted_class == "meningioma"
+    assert any(r.startswith("2 of 4 images suggest a tumour with low confidence (highest "
+                            "p(tumour) = 0.650, meningioma, image 3 of 4)")
+               for r in verdict.review_reasons)
+    # without the threshold the same images make a tumour series (two tumour images)
+    assert series_verdict(series(4), preds, POLICY).verdict is Verdict.TUMOUR

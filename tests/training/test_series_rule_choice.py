@@ -37,3 +37,32 @@ def test_the_chosen_rule_clears_no_validation_tumour_and_calls_no_healthy_head_t
     lowest = min(rows[n]["suspicion"] for n in ("tumour-long", "tumour-short"))
     assert rule.clear_below == round(CLEAR_MARGIN * lowest, 6)
     assert all(r["tumour_cleared"] == 0 for r in table)  # by construction, every candidate
+
+
+def test_the_tumour_call_threshold_is_the_lowest_that_keeps_healthy_calls_under_half_a_percent(
+) -> None:
+    """Healthy images with a tumour class leading at p(tumour) 0.6 to 0.9; the threshold is
+    the lowest candidate that leaves at most 0.5% of the healthy images called tumour, and
+    the table counts the validation tumour images still called tumour at each."""
+    from workstation.training.series_rule_choice import (
+        CALL_MARGIN,
+        CALL_TARGET,
+        choose_tumour_call_threshold,
+    )
+
+    healthy = ([clear()] * 400 + [tumour(glioma=0.6)] * 4 + [tumour(glioma=0.675)] * 3
+               + [tumour(glioma=0.9)] * 2)
+    glioma = [clear()] * 10 + [tumour(glioma=0.75)] * 3 + [tumour(glioma=0.99)] * 7
+    tumour_item = item("tumour", "glioma", glioma)
+    areas = tuple(0.0 if k < 10 else 500.0 for k in range(len(glioma)))
+    items = [item("healthy", "no_tumour", healthy),
+             ValidationSeries("tumour", "glioma", tumour_item.series, tumour_item.findings,
+                              areas)]
+    threshold, table = choose_tumour_call_threshold(items)
+    rows = {r["threshold"]: r for r in table}
+    assert rows[0.5]["healthy_called_tumour"] == 9 and rows[0.5]["tumour_called_tumour"] == 10
+    # 0.61-0.67 still call 5 of 409 (1.2%); 0.68 leaves the two at 0.9 (0.49%)
+    assert rows[0.67]["healthy_called_tumour"] == 5
+    assert threshold == 0.68
+    assert rows[0.68]["healthy_share"] <= CALL_TARGET * CALL_MARGIN
+    assert rows[0.8]["tumour_called_tumour"] == 7  # the three at 0.75 go to review there

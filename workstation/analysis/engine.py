@@ -58,6 +58,8 @@ class Calibration:
     ct_threshold: float = 1.0
     # the whole-series rule chosen on validation series; None: a model without one
     series_rule: RuleParameters | None = None
+    # p(tumour) an image needs to be called tumour on its own (0.5: a model without one)
+    tumour_call_threshold: float = 0.5
 
     @classmethod
     def from_archive(cls, archive: dict[str, object]) -> Calibration:
@@ -74,6 +76,8 @@ class Calibration:
             ct_bias=float(archive.get("ct_bias", 0.0)),  # type: ignore[arg-type]
             ct_threshold=float(archive.get("ct_threshold", 1.0)),  # type: ignore[arg-type]
             series_rule=series_rule_of(archive),
+            tumour_call_threshold=float(
+                archive.get("tumour_call_threshold", 0.5)),  # type: ignore[arg-type]
         )
 
     def policy(self) -> Policy:
@@ -81,7 +85,8 @@ class Calibration:
                       ood_threshold=self.novelty.threshold, ct_threshold=self.ct_threshold,
                       reference_ood_threshold=(self.reference.threshold if self.reference
                                                else float("inf")),
-                      series_rule=self.series_rule)
+                      series_rule=self.series_rule,
+                      tumour_call_threshold=self.tumour_call_threshold)
 
 
 SERIES_RULE_KEYS = ("min_extent_mm", "window_mm", "clear_below", "overlap")

@@ -59,6 +59,8 @@ class ReasonKind(enum.StrEnum):
     CT = "ct"  # looks like CT
     NOT_BRAIN = "not_brain"  # out of distribution: not the brain MRI the model knows
     LOW_CONFIDENCE = "low_confidence"  # p(no tumour) below the review threshold
+    # a tumour class leads, but p(tumour) is below the tumour-call threshold
+    LOW_CONFIDENCE_TUMOUR = "low_confidence_tumour"
     REGION_DISAGREES = "region_disagrees"  # no tumour called, a suspect region outlined
     # a series
     NOT_MR = "not_mr"  # the header's Modality
@@ -136,6 +138,17 @@ class Finding(_WithReasons):
         """Order for "most suspicious first" lists: tumour calls, then images sent to review,
         then the rest; by p(tumour) within each."""
         return _SUSPICION_RANK.get(self.verdict, 0.0) + self.tumour_probability
+
+    @property
+    def class_says_tumour(self) -> bool:
+        """A tumour class leads on an assessed image, whether or not p(tumour) reached the
+        tumour-call threshold (the series rule's runs read this, not the verdict)."""
+        return self.verdict is not Verdict.CANNOT_ASSESS and self.predicted_class in TUMOUR_CLASSES
+
+    @property
+    def weak_tumour_call(self) -> bool:
+        """Sent to review because a tumour class leads with too little confidence."""
+        return self.has_reason(ReasonKind.LOW_CONFIDENCE_TUMOUR)
 
     @property
     def heads_disagree(self) -> bool:

@@ -6,7 +6,9 @@ tumour, while a tumour of 1 cm shows on every slice it crosses. So, for a series
 slices with positions:
 
 - **tumour** when a *run* of neighbouring slices (no more than ``GAP_FACTOR`` slice spacings
-  apart) are all called tumour, their suspect regions overlapping from slice to slice (a
+  apart) all have a tumour class leading (``Finding.class_says_tumour``: also a slice whose
+  p(tumour) is below the tumour-call threshold, sent to review on its own, counts: persistence
+  is the evidence here), their suspect regions overlapping from slice to slice (a
   slice without a drawn region does not break a run), and the run covers at least
   ``RuleParameters.min_extent_mm`` (slices x spacing) and ``MIN_RUN_SLICES`` slices. The
   series' class is the class the run's slices carry: each slice's class probabilities
@@ -84,7 +86,7 @@ def tumour_runs(findings: Sequence[Finding], positions: npt.NDArray[np.float64],
     runs: list[list[int]] = []
     current: list[int] = []
     for k, finding in enumerate(findings):
-        if finding.verdict is not Verdict.TUMOUR:
+        if not finding.class_says_tumour:
             if current:
                 runs.append(current)
             current = []

@@ -4,6 +4,8 @@ A slice is cleared as no_tumour only when p(no_tumour) reaches the review thresh
 chosen on the validation split so that no tumour slice there was cleared; anything less
 confident goes to a human, and so does a confident no-tumour call on which the mask decoder
 outlines a suspect region (the heads disagree; a cleared slice never shows an outline).
+Symmetrically, a slice is called tumour on its own only when p(tumour) reaches the tumour-call
+threshold chosen on the validation whole series; a weaker tumour call goes to review.
 DICOM metadata (``header_check``: Modality, Body Part Examined, descriptions), a CT check
 and two out-of-distribution scores (on the network's features and on an unchanged ImageNet
 network's) decide what cannot be assessed. A whole series is decided by the series rule
@@ -28,6 +30,7 @@ from workstation.analysis.findings import (
     ReasonKind,
     SeriesVerdict,
     Verdict,
+    by_suspicion,
     image_numbers,
     percent,
     strongest_tumour,
@@ -92,6 +95,10 @@ class Policy:
     # the whole-series rule (analysis.series_rule) for series of MIN_RULE_SLICES or more
     # positioned slices; None: every series by the image rule (a model without one)
     series_rule: RuleParameters | None = None
+    # p(tumour) an image needs to be called tumour on its own; below it an image on which a
+    # tumour class leads goes to review. A tumour class leading already means p(tumour) >
+    # 0.5, so 0.5 is "no threshold" (a model without one)
+    tumour_call_threshold: float = 0.5
 
 
 # fewer slices than this (a single picture, a few key images) keep the image rule
@@ -141,6 +148,14 @@ def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
     reason = _refusal(prediction, policy, empty, display_blank)
     if reason is not None:
         verdict = Verdict.CANNOT_ASSESS
+    elif predicted != "no_tumour" and (1.0 - probabilities["no_tumour"]
+                                       < policy.tumour_call_threshold):
+        verdict = Verdict.REVIEW
+        shown, needed = distinct_decimals(1.0 - probabilities["no_tumour"],
+                                          policy.tumour_call_threshold)
+        reason = Reason(ReasonKind.LOW_CONFIDENCE_TUMOUR, (
+            f"possible tumour ({predicted}), low confidence (p(tumour) = {shown}, below the "
+            f"{needed} needed to call it)"))
     elif predicted != "no_tumour":
         verdict = Verdict.TUMOUR
     elif probabilities["no_tumour"] < policy.review_threshold:
@@ -338,8 +353,18 @@ def decide(findings: Sequence[Finding], series: Series | None = None
         reasons.append(Reason(ReasonKind.SINGLE_TUMOUR_IMAGE, (
             f"one image suggests a tumour ({predicted}, {image(strongest)}, "
             f"{percent(confidence)}) and the others do not")))
+    weak = by_suspicion(f for f in by_verdict[Verdict.REVIEW] if f.weak_tumour_call)
+    if weak:
+        if strongest is None:
+            predicted = weak[0].predicted_class
+        calls = "suggests a tumour" if len(weak) == 1 else "suggest a tumour"
+        reasons.append(Reason(ReasonKind.LOW_CONFIDENCE_TUMOUR, (
+            f"{len(weak)} of {len(findings)} images {calls} with low confidence (highest "
+            f"p(tumour) = {weak[0].tumour_probability:.3f}, {weak[0].predicted_class}, "
+            f"{image(weak[0])})")))
     disagree = [f for f in by_verdict[Verdict.REVIEW] if f.heads_disagree]
-    low = [f for f in by_verdict[Verdict.REVIEW] if not f.heads_disagree]
+    low = [f for f in by_verdict[Verdict.REVIEW]
+           if not f.heads_disagree and not f.weak_tumour_call]
     if low:
         weakest = min(low, key=lambda f: f.probabilities["no_tumour"])
         calls = ("is a low-confidence no-tumour call" if len(low) == 1

@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from workstation.training.manifest import Manifest
 
 MODEL_NAME = "triage-v2"
-MODEL_VERSION = "2.0.0"
+# 2.1.0: the 2.0.0 weights with a tumour-call threshold (a weak tumour call goes to review)
+MODEL_VERSION = "2.1.0"
 MODELS = Path(__file__).resolve().parents[2] / "models"
 PLANE_LABELS = MODELS / "labels" / "planes_2d.csv"
 # images of the datasets that are not brain MRI (CT in Nickparvar, the QA phantom series in
@@ -81,8 +82,10 @@ def _series_rule_only(data: Path) -> int:
 
     archive = torch.load(MODELS / f"{MODEL_NAME}.pt", map_location="cpu", weights_only=True)
     description = json.loads((MODELS / f"{MODEL_NAME}.json").read_text())
+    # the policy kept with the weights changes: a new model version (same network)
+    description["version"] = MODEL_VERSION
     description = add_series_rule(MODELS, MODEL_NAME, archive, description, data)
-    print(json.dumps(description["series_rule"], indent=2))
+    print(json.dumps({k: description[k] for k in ("series_rule", "tumour_call")}, indent=2))
     return _onnx_only()
 
 

@@ -116,6 +116,7 @@ _REASON_NUMBERS = {
     ReasonKind.NO_ANATOMICAL: 109, ReasonKind.NO_IMAGES: 110, ReasonKind.NO_TISSUE: 111,
     ReasonKind.MOSTLY_UNASSESSABLE: 112, ReasonKind.SOME_UNASSESSABLE: 113,
     ReasonKind.SINGLE_TUMOUR_IMAGE: 114, ReasonKind.SERIES_SUSPICION: 115,
+    ReasonKind.LOW_CONFIDENCE_TUMOUR: 116,
 }
 REASON_CODES = {kind: private(f"BRT{number}", kind.value.replace("_", " "))
                 for kind, number in _REASON_NUMBERS.items()}

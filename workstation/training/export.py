@@ -367,12 +367,21 @@ def add_series_rule(models_dir: Path, name: str, archive: dict[str, Any],
     """Choose the whole-series rule on the validation series with the exported model, as
     the app runs it, and keep it in the weights archive (verified with them)."""
     from workstation.analysis.engine import SERIES_RULE_KEYS, Engine
-    from workstation.training.series_rule_choice import choose, per_series, validation_series
+    from workstation.training.series_rule_choice import (
+        CALL_MARGIN,
+        CALL_TARGET,
+        choose,
+        choose_tumour_call_threshold,
+        per_series,
+        validation_series,
+    )
 
     engine = Engine(models_dir / f"{name}.json", device="cpu")
     items = validation_series(datasets, engine)
     rule, table = choose(items)
+    call_threshold, call_table = choose_tumour_call_threshold(items)
     archive.update({f"series_rule_{k}": getattr(rule, k) for k in SERIES_RULE_KEYS})
+    archive["tumour_call_threshold"] = call_threshold
     weights = models_dir / f"{name}.pt"
     torch.save(archive, weights)
     digest = sha256_of(weights)
@@ -384,6 +393,16 @@ def add_series_rule(models_dir: Path, name: str, archive: dict[str, Any],
                      f"({sum(i.truth == 'no_tumour' for i in items)} healthy)",
         "best_candidates": table[:6],
         "validation_series": per_series(items, rule),
+    }
+    chosen = next(r for r in call_table if r["threshold"] == call_threshold)
+    description["tumour_call"] = {
+        "threshold": call_threshold,
+        "chosen_on": description["series_rule"]["chosen_on"],
+        "rule": (f"the lowest p(tumour) at which no more than {CALL_TARGET * CALL_MARGIN:.1%} "
+                 "of the healthy validation series' images are called tumour"),
+        "validation": chosen,
+        "candidates": [r for r in call_table if r["threshold"] in (0.5, 0.6, 0.7, 0.8, 0.9)
+                       or r is chosen],
     }
     (models_dir / f"{name}.json").write_text(json.dumps(description, indent=2) + "\n")
     return description

@@ -113,6 +113,11 @@ def render(report: dict[str, Any], description: dict[str, Any],
         f"  threshold p(no_tumour) >= {description['calibration']['review_threshold']},",
         f"  out-of-distribution score threshold {description['calibration']['ood_threshold']}.",
     ]
+    if "tumour_call" in description:
+        threshold = description["tumour_call"]["threshold"]
+        lines.append(f"- Tumour-call threshold: p(tumour) >= {threshold:g}"
+                     " to call an image tumour on its own (weaker: review); chosen on the "
+                     "validation whole series (below).")
     calibration = description["calibration"]
     if calibration.get("ood_method") == "mahalanobis":
         lines.append(
@@ -277,7 +282,8 @@ def render(report: dict[str, Any], description: dict[str, Any],
                   "(look at them before trusting a 'no tumour'):", ""]
         lines += [f"- `{c['uid']}` ({c['label']}, p(no_tumour) = {c['p_no_tumour']})"
                   for c in t["cleared_tumour_slices"]]
-    lines += series_section(report.get("series"), description.get("series_rule"))
+    lines += series_section(report.get("series"), description.get("series_rule"),
+                            description.get("tumour_call"))
     lines += [
         "",
         "## Limits",
@@ -321,7 +327,8 @@ TRAINING_SOURCES = (
 # non-commercial, "do not ship"), niivue T2 (BSD-2-Clause, weakest provenance)
 
 
-def series_section(series: dict[str, Any] | None, rule: dict[str, Any] | None) -> list[str]:
+def series_section(series: dict[str, Any] | None, rule: dict[str, Any] | None,
+                   call: dict[str, Any] | None = None) -> list[str]:
     """The whole-series figures on the held-out series, beside the slice figures."""
     lines = ["", "## Results on whole series (held out)", ""]
     if rule:
@@ -332,6 +339,17 @@ def series_section(series: dict[str, Any] | None, rule: dict[str, Any] | None) -
             f"least {rule['min_extent_mm']:g} mm; otherwise routine when the highest mean",
             f"p(tumour) over {rule['window_mm']:g} mm is below {rule['clear_below']:.4g}, "
             "review above. A single image keeps the image rule.", ""]
+    if call:
+        chosen = call["validation"]
+        lines += [
+            f"Tumour-call threshold (chosen on the same series: {call['rule']}): an image is "
+            f"called tumour on its own only at p(tumour) >= {call['threshold']:g}; an image "
+            "on which a tumour class leads with less goes to review (never cleared), and "
+            "still counts towards a run of the series rule. On the validation series: "
+            f"{chosen['healthy_called_tumour']} of {chosen['healthy_images']} healthy images "
+            f"called tumour; {chosen['tumour_called_tumour']} of {chosen['tumour_images']} "
+            "glioma images (>= 1 cm^2 of mask) still called tumour, the rest sent to review.",
+            ""]
     if not series:
         return [*lines, "Not measured (no held-out series in this run)."]
     from workstation.training.series_eval import volume_summary
@@ -373,6 +391,10 @@ def series_section(series: dict[str, Any] | None, rule: dict[str, Any] | None) -
         f"| healthy slices called tumour | {summary['healthy_slices_called_tumour']} of "
         f"{healthy} ({share:.2%}) | <= 1%: "
         f"{_met(share <= SERIES_TARGETS['healthy_slices_called_tumour'])} |",
+        f"| healthy slices on which a tumour class leads (called tumour at the tumour-call "
+        f"threshold, sent to review below it) | "
+        f"{summary['healthy_slices_tumour_class_leading']} of {healthy} "
+        f"({summary['healthy_slices_tumour_class_leading'] / max(1, healthy):.2%}) | |",
         f"| healthy slices with a suspect region drawn | "
         f"{summary['healthy_slices_with_region_drawn']} of {healthy} | <= 1%: "
         f"{_met(summary['healthy_slices_with_region_drawn'] <= 0.01 * healthy)} |",

@@ -116,6 +116,8 @@ def volume_row(cut: PlaneSeries, verdict: SeriesVerdict) -> dict[str, Any]:
                        for i in range(len(cut.series.slices))])
     drawn = np.array([findings[i].mask_area_px > 0 if i in findings else False
                       for i in range(len(cut.series.slices))])
+    leading = np.array([findings[i].class_says_tumour if i in findings else False
+                        for i in range(len(cut.series.slices))])
     predicted = np.concatenate([(findings[i].mask >= MASK_THRESHOLD).ravel() if i in findings
                                 else np.zeros(cut.masks[i].size, bool)
                                 for i in range(len(cut.series.slices))])
@@ -125,6 +127,8 @@ def volume_row(cut: PlaneSeries, verdict: SeriesVerdict) -> dict[str, Any]:
              "plane": cut.series.plane.value,
              "clear_slices_called_tumour": int((called & clear).sum()),
              "clear_slices_with_region_drawn": int((drawn & clear).sum()),
+             # a tumour class leads (called tumour at the tumour-call threshold, review below)
+             "clear_slices_tumour_class_leading": int((leading & clear).sum()),
              "clear_slices": int(clear.sum())}
     if cut.case.truth != "no_tumour":
         tumour = cut.tumour_slices
@@ -161,6 +165,10 @@ def volume_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "healthy_verdicts": summary(healthy)["verdicts"] if healthy else {},
         "healthy_slices": clear,
         "healthy_slices_called_tumour": sum(r["clear_slices_called_tumour"] for r in healthy),
+        # rows written before the tumour-call threshold do not have it
+        "healthy_slices_tumour_class_leading": sum(
+            r.get("clear_slices_tumour_class_leading", r["clear_slices_called_tumour"])
+            for r in healthy),
         "healthy_slices_with_region_drawn": sum(r["clear_slices_with_region_drawn"]
                                                 for r in healthy),
         "healthy_slices_refused": sum(r["images_refused"] for r in healthy),
@@ -243,7 +251,9 @@ def held_out_report(datasets: Path, engine: Any) -> dict[str, Any]:
                         "clear_slices": counted["assessed_images"],
                         "clear_slices_called_tumour": counted["images_called_tumour"],
                         "clear_slices_with_region_drawn": sum(
-                            1 for f in verdict.findings if f.mask_area_px > 0)}
+                            1 for f in verdict.findings if f.mask_area_px > 0),
+                        "clear_slices_tumour_class_leading": sum(
+                            1 for f in verdict.findings if f.class_says_tumour)}
             dicom.append(counted)
     rows = volumes + dicom
     return {"series": rows, "summary": volume_summary(rows)}

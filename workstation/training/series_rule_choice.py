@@ -11,6 +11,12 @@ with room for a weaker one), and the candidates are ranked by:
 2. most tumour series called tumour,
 3. most healthy series routine (not review),
 4. the shortest run (the most sensitive rule), then the shortest window.
+
+The tumour-call threshold (the p(tumour) an image needs to be called tumour on its own; a
+weaker call goes to review) is chosen on the same series: the lowest of ``CALL_THRESHOLDS`` at
+which no more than ``CALL_TARGET * CALL_MARGIN`` of the healthy validation series' shown images
+would be called tumour (half the model card's 1% target: room for scanners not seen). The
+series rule does not depend on it: its runs read the leading class, not the verdict.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workstation.analysis.findings import Finding, Verdict
+from workstation.analysis.findings import Finding, ReasonKind, Verdict
 from workstation.analysis.run import analyse_series
 from workstation.analysis.series_rule import RuleParameters
 from workstation.analysis.triage import decide_by_series_rule
@@ -30,6 +36,9 @@ EXTENTS_MM = (3.0, 5.0, 8.0, 12.0, 16.0, 24.0)
 WINDOWS_MM = (5.0, 10.0, 20.0)
 OVERLAP = (True, False)
 CLEAR_MARGIN = 0.5
+CALL_THRESHOLDS = tuple(round(0.5 + 0.01 * k, 2) for k in range(50))  # 0.50 ... 0.99
+CALL_TARGET = 0.01  # healthy slices called tumour, the model card's target
+CALL_MARGIN = 0.5
 # DICOM series of the healthy scanner folder used for validation (the structural Siemens
 # series is held out; the Philips field map is kept for the held-out style check too)
 VALIDATION_DICOM = ("normal/dicom/canon_dti_sag", "normal/dicom/ge_se_epi_fieldmap_ax")
@@ -41,6 +50,8 @@ class ValidationSeries:
     truth: str  # "no_tumour" or a tumour class
     series: Series
     findings: tuple[Finding, ...]
+    # a glioma volume's tumour area per slice (mm^2); None for a healthy or DICOM series
+    tumour_area_mm2: tuple[float, ...] | None = None
 
 
 def validation_series(datasets: Path, engine: Any) -> list[ValidationSeries]:
@@ -60,7 +71,8 @@ def validation_series(datasets: Path, engine: Any) -> list[ValidationSeries]:
         for cut in plane_series(case):
             verdict = analyse_series(cut.series, engine, policy)
             out.append(ValidationSeries(cut.series.source, case.truth, cut.series,
-                                        verdict.findings))
+                                        verdict.findings,
+                                        tuple(float(a) for a in cut.tumour_area_mm2)))
     for name, series in healthy_series(datasets):
         if any(name.startswith(v) for v in VALIDATION_DICOM):
             verdict = analyse_series(series, engine, policy)
@@ -117,3 +129,32 @@ def per_series(items: list[ValidationSeries], rule: RuleParameters) -> list[dict
                      "suspicion": round(ruled[4].suspicion, 4) if ruled else None,
                      "longest_tumour_run_mm": round(ruled[4].extent_mm, 1) if ruled else None})
     return rows
+
+
+def _shown(item: ValidationSeries) -> list[Finding]:
+    return [f for f in item.findings if not f.has_reason(ReasonKind.EMPTY)]
+
+
+def choose_tumour_call_threshold(items: list[ValidationSeries]
+                                 ) -> tuple[float, list[dict[str, Any]]]:
+    """The tumour-call threshold and, per candidate, the validation counts: healthy images
+    that would be called tumour, and tumour images (>= MIN_TUMOUR_AREA_MM2 of mask) of the
+    validation glioma volumes that would still be called tumour (the rest go to review)."""
+    from workstation.training.volume_series import MIN_TUMOUR_AREA_MM2
+
+    healthy = [f for i in items if i.truth == "no_tumour" for f in _shown(i)]
+    tumour = [f for i in items if i.truth != "no_tumour" and i.tumour_area_mm2 is not None
+              for f in _shown(i) if i.tumour_area_mm2[f.index] >= MIN_TUMOUR_AREA_MM2]
+    table = []
+    for threshold in CALL_THRESHOLDS:
+        called = sum(1 for f in healthy
+                     if f.class_says_tumour and f.tumour_probability >= threshold)
+        found = sum(1 for f in tumour
+                    if f.class_says_tumour and f.tumour_probability >= threshold)
+        table.append({"threshold": threshold, "healthy_images": len(healthy),
+                      "healthy_called_tumour": called,
+                      "healthy_share": round(called / max(1, len(healthy)), 4),
+                      "tumour_images": len(tumour), "tumour_called_tumour": found})
+    allowed = CALL_TARGET * CALL_MARGIN
+    chosen = next((r for r in table if r["healthy_share"] <= allowed), table[-1])
+    return float(chosen["threshold"]), table
