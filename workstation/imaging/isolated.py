@@ -212,7 +212,7 @@ def _preparation_data(name: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _lean_launches() -> Iterator[None]:
+def lean_launches() -> Iterator[None]:
     """Workers that ProcessPoolExecutor starts in this thread now (it starts them in
     ``submit``) do not import the main module (``_preparation_data``)."""
     if spawn.get_preparation_data is not _preparation_data:
@@ -241,7 +241,7 @@ class _Pool:
         self._lock = threading.Lock()
 
     def submit(self, tasks: list[_Task]) -> Future[list[tuple[bool, Any]]]:
-        with _lean_launches():
+        with lean_launches():
             future = self.executor.submit(_work, tasks)
         with self._lock:
             self.inflight += 1
