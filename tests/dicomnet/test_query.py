@@ -56,12 +56,18 @@ def pixel_digest(path: Path) -> tuple[str, str, str]:
             hashlib.sha256(ds.PixelData).hexdigest())
 
 
+def orthanc_loaded(datasets: Path, factory: pytest.TempPathFactory
+                   ) -> Iterator[tuple[Orthanc, dict[str, list[Path]]]]:
+    """A real Orthanc holding the test studies (for a module-scoped fixture)."""
+    files = study_files(datasets)
+    with orthanc_holding(factory.mktemp("orthanc"), files, AE_TITLE) as server:
+        yield server, files
+
+
 @pytest.fixture(scope="module")
 def loaded(datasets: Path, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[tuple[Orthanc, dict[str, list[Path]]]]:
-    files = study_files(datasets)
-    with orthanc_holding(tmp_path_factory.mktemp("orthanc"), files, AE_TITLE) as server:
-        yield server, files
+    yield from orthanc_loaded(datasets, tmp_path_factory)
 
 
 @pytest.fixture

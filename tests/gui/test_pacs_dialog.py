@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QDialog
 
-from tests.dicomnet.test_query import pixel_digest, study_files, study_uid
-from tests.orthanc import Orthanc, free_port, orthanc_holding, requires_orthanc
+from tests.dicomnet.test_query import orthanc_loaded, pixel_digest, study_uid
+from tests.orthanc import Orthanc, free_port, requires_orthanc
 from workstation.dicomnet.config import NetworkSettings, RemoteNode
 from workstation.gui.main_window import MainWindow
 from workstation.gui.pacs_dialog import ERROR_INK, PacsDialog
@@ -21,9 +21,7 @@ AE_TITLE = "BRAINTRIAGE"
 @pytest.fixture(scope="module")
 def loaded(datasets: Path, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[tuple[Orthanc, dict[str, list[Path]]]]:
-    files = study_files(datasets)
-    with orthanc_holding(tmp_path_factory.mktemp("orthanc"), files, AE_TITLE) as server:
-        yield server, files
+    yield from orthanc_loaded(datasets, tmp_path_factory)
 
 
 @pytest.fixture
