@@ -278,9 +278,10 @@ class MainWindow(QMainWindow):
         engine = self.holder.engine
         if engine is not None:
             images = sum(len(s.assessed_indices) for s in self.session.series)
+            backend = getattr(engine, "backend", None)  # what ran the network
             self.model_label.setText(
-                f"Model {engine.info.name} {engine.info.version} | device {engine.device} "
-                f"({engine.backend}) | "
+                f"Model {engine.info.name} {engine.info.version} | device {engine.device}"
+                f"{f' ({backend})' if backend else ''} | "
                 f"last analysis {float(seconds):.1f} s for {images} images")  # type: ignore[arg-type]
 
     def _analysis_cancelled(self) -> None:
