@@ -117,7 +117,9 @@ def render(report: dict[str, Any], description: dict[str, Any],
         threshold = description["tumour_call"]["threshold"]
         lines.append(f"- Tumour-call threshold: p(tumour) >= {threshold:g}"
                      " to call an image tumour on its own (weaker: review); chosen on the "
-                     "validation whole series (below).")
+                     "validation whole series (below) by the last step of export, which "
+                     "`workstation train --series-rule-only` runs alone on the shipped "
+                     "weights.")
     calibration = description["calibration"]
     if calibration.get("ood_method") == "mahalanobis":
         lines.append(
@@ -334,7 +336,8 @@ def series_section(series: dict[str, Any] | None, rule: dict[str, Any] | None,
     if rule:
         lines += [
             f"Series rule (chosen on {rule['chosen_on']}, `analysis/series_rule.py`): a",
-            f"series is tumour when neighbouring slices called tumour, their suspect regions "
+            f"series is tumour when neighbouring slices on which a tumour class leads, their "
+            f"suspect regions "
             f"{'overlapping' if rule['overlap'] else '(overlap not required)'}, cover at "
             f"least {rule['min_extent_mm']:g} mm; otherwise routine when the highest mean",
             f"p(tumour) over {rule['window_mm']:g} mm is below {rule['clear_below']:.4g}, "
