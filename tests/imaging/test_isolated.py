@@ -79,6 +79,12 @@ def test_the_pool_recovers_after_a_crash(rle_series: Path) -> None:
     ds = read_dataset(rle_series / "slice1.dcm")
     with pytest.raises(UnreadableImageError, match=r"decoder crashed"):
         decoding.decode(ds)
+    # the broken pool's other workers are killed with it, not left for exit to join
+    broken = isolated._retired[-1]
+    deadline = time.monotonic() + 5
+    while broken.has_live_workers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not broken.has_live_workers()
     isolated.TEST_HOOKS.clear()
     decoded = decoding.decode(read_dataset(rle_series / "slice1.dcm"))
     assert decoded.frames.shape == (1, 64, 64)
@@ -268,3 +274,30 @@ def test_closing_the_window_ends_the_workers_at_once_and_the_next_read_restarts_
         process.join(timeout=5)
         assert not process.is_alive()
     assert _loaded(rle_series) == (SLICES, [])  # a fresh pool decodes as before
+
+
+def test_a_worker_left_in_a_given_up_pool_is_killed_before_exit_joins_it() -> None:
+    """The race seen once in CI: a pool breaks while another thread's submit starts a
+    replacement worker; nothing sends that worker work or a stop, and concurrent.futures'
+    exit joins it for ever. The exit hook (run by threading before that join) kills it."""
+    import multiprocessing
+    import threading
+
+    pool = isolated._get_pool()
+    isolated._discard(pool)
+    stray = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(600,))
+    stray.start()
+    try:
+        pool._workers[stray.pid] = stray  # the executor's map, which its thread joins
+        assert pool in isolated._retired and pool.has_live_workers()
+        isolated._kill_every_worker()
+        stray.join(timeout=5)
+        assert not stray.is_alive()
+    finally:
+        if stray.is_alive():
+            stray.kill()
+    hooks = [getattr(h, "func", h) for h in getattr(threading, "_threading_atexits", [])]
+    if hooks:  # run last to first: ours before concurrent.futures' join
+        from concurrent.futures import process
+
+        assert hooks.index(isolated._kill_every_worker) > hooks.index(process._python_exit)

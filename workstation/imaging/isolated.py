@@ -237,6 +237,9 @@ class _Pool:
             context = multiprocessing.get_context("spawn")
         self.executor = ProcessPoolExecutor(
             max_workers=WORKERS, mp_context=context, initializer=_worker_started)
+        # the executor's own map of its workers, kept: shutdown sets the executor's
+        # attribute to None while its thread still joins every process in this map
+        self._workers: dict[int, Any] = getattr(self.executor, "_processes", None) or {}
         self.inflight = 0
         self._lock = threading.Lock()
 
@@ -252,10 +255,16 @@ class _Pool:
         with self._lock:
             self.inflight -= 1
 
+    def has_live_workers(self) -> bool:
+        return any(process.is_alive() for process in self._processes())
+
+    def _processes(self) -> list[Any]:
+        return list(self._workers.values())
+
     def kill(self) -> None:
         """End the workers now (a hung decoder does not return)."""
         # ProcessPoolExecutor has no public way to end a busy worker before Python 3.14
-        for process in list(getattr(self.executor, "_processes", {}).values()):
+        for process in self._processes():
             with contextlib.suppress(Exception):
                 process.kill()
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -263,6 +272,26 @@ class _Pool:
 
 _pool: _Pool | None = None
 _pool_lock = threading.Lock()
+# pools given up (broken or hung): their workers are killed when discarded and again at exit
+_retired: list[_Pool] = []
+
+
+def _kill_every_worker() -> None:
+    """At interpreter exit, before concurrent.futures joins its pools' threads: kill the
+    workers of every pool. A pool that broke while another thread's submit started a
+    replacement worker has a live worker nobody will send work or a stop to, and the
+    executor's thread joins it for ever (seen once in CI: pytest hung after its summary)."""
+    with _pool_lock:
+        pools = [*_retired, *([_pool] if _pool is not None else [])]
+    for pool in pools:
+        pool.kill()
+
+
+# threading's exit hooks run before the atexit module's, and in reverse order of
+# registration: this one (registered after concurrent.futures') runs before its join
+_register_exit_hook = getattr(threading, "_register_atexit", None)
+if _register_exit_hook is not None:
+    _register_exit_hook(_kill_every_worker)
 
 
 def _get_pool() -> _Pool:
@@ -277,16 +306,18 @@ def _get_pool() -> _Pool:
         return _pool
 
 
-def _discard(pool: _Pool, kill: bool = False) -> None:
-    """Forget a broken (or hung, ``kill``) pool; the next submit starts a fresh one."""
+def _discard(pool: _Pool) -> None:
+    """Forget a broken or hung pool and kill its workers (a broken pool's queues may be in
+    a dirty state; a hung worker does not return); the next submit starts a fresh pool."""
     global _pool
     with _pool_lock:
         if _pool is pool:
             _pool = None
-    if kill:
-        pool.kill()
-    else:
-        pool.executor.shutdown(wait=False, cancel_futures=True)
+        # a long-running receiver discards a pool per crashed decoder: keep only those
+        # whose workers are still alive (the race above), not every one ever discarded
+        _retired[:] = [p for p in _retired if p is not pool and p.has_live_workers()]
+        _retired.append(pool)
+    pool.kill()
 
 
 def start() -> list[Future[list[tuple[bool, Any]]]]:
@@ -316,7 +347,7 @@ def shutdown(kill: bool = False) -> None:
     if pool is None:
         return
     if kill:
-        _discard(pool, kill=True)
+        _discard(pool)
     else:
         pool.executor.shutdown(wait=True, cancel_futures=True)
 
@@ -419,7 +450,7 @@ def _collect(batch: _Batch) -> None:
         _discard(batch.pool)
         results = None
     except FutureTimeout:
-        _discard(batch.pool, kill=True)
+        _discard(batch.pool)
         results = None
     except Exception:
         results = None
@@ -452,7 +483,7 @@ def _decode_alone(ds: Dataset) -> decoding.Decoded:
                 raise UnreadableImageError(CRASHED) from exc
             continue  # another file's task may have been the one that crashed
         except FutureTimeout as exc:
-            _discard(pool, kill=True)
+            _discard(pool)
             raise UnreadableImageError(
                 f"could not decode (the decoder did not finish within {TIMEOUT_S:g} s)"
             ) from exc
