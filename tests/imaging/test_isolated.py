@@ -284,6 +284,7 @@ def test_a_worker_left_in_a_given_up_pool_is_killed_before_exit_joins_it() -> No
     import threading
 
     pool = isolated._get_pool()
+    assert pool._workers is pool.executor._processes  # type: ignore[attr-defined]
     isolated._discard(pool)
     stray = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(600,))
     stray.start()

@@ -238,8 +238,10 @@ class _Pool:
         self.executor = ProcessPoolExecutor(
             max_workers=WORKERS, mp_context=context, initializer=_worker_started)
         # the executor's own map of its workers, kept: shutdown sets the executor's
-        # attribute to None while its thread still joins every process in this map
-        self._workers: dict[int, Any] = getattr(self.executor, "_processes", None) or {}
+        # attribute to None while its thread still joins every process in this map (the
+        # same dict object, empty until workers start)
+        workers = getattr(self.executor, "_processes", None)
+        self._workers: dict[int, Any] = workers if workers is not None else {}
         self.inflight = 0
         self._lock = threading.Lock()
 
