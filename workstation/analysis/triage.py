@@ -148,16 +148,15 @@ def slice_finding(index: int, file: str, prediction: Prediction, policy: Policy,
     reason = _refusal(prediction, policy, empty, display_blank)
     if reason is not None:
         verdict = Verdict.CANNOT_ASSESS
-    elif predicted != "no_tumour" and (1.0 - probabilities["no_tumour"]
-                                       < policy.tumour_call_threshold):
-        verdict = Verdict.REVIEW
-        shown, needed = distinct_decimals(1.0 - probabilities["no_tumour"],
-                                          policy.tumour_call_threshold)
-        reason = Reason(ReasonKind.LOW_CONFIDENCE_TUMOUR, (
-            f"possible tumour ({predicted}), low confidence (p(tumour) = {shown}, below the "
-            f"{needed} needed to call it)"))
     elif predicted != "no_tumour":
         verdict = Verdict.TUMOUR
+        tumour = 1.0 - probabilities["no_tumour"]
+        if tumour < policy.tumour_call_threshold:
+            verdict = Verdict.REVIEW
+            shown, needed = distinct_decimals(tumour, policy.tumour_call_threshold)
+            reason = Reason(ReasonKind.LOW_CONFIDENCE_TUMOUR, (
+                f"possible tumour ({predicted}), low confidence (p(tumour) = {shown}, below "
+                f"the {needed} needed to call it)"))
     elif probabilities["no_tumour"] < policy.review_threshold:
         verdict = Verdict.REVIEW
         shown, needed = distinct_decimals(probabilities["no_tumour"], policy.review_threshold)
