@@ -90,4 +90,4 @@ class FakeEngine:
             probabilities=np.asarray(self._probabilities(s), np.float32),
             plane_probabilities=np.array([0.9, 0.05, 0.05], np.float32),
             mask=np.zeros(s.shape, np.float32), ood_score=0.0, foreground_fraction=0.5,
-            ct_score=0.0, reference_ood_score=0.0) for s in slices]
+            ct_score=0.0, reference_ood_score=0.0, picture_score=0.0) for s in slices]

@@ -94,11 +94,11 @@ def test_cuda_request_without_gpu_is_refused() -> None:
     assert pick_device("auto") == "cpu"
 
 
-def test_calibration_reads_either_novelty_score_and_the_ct_check() -> None:
+def test_calibration_reads_either_novelty_score_and_the_ct_and_picture_checks() -> None:
     import numpy as np
     import torch
 
-    from workstation.analysis.engine import Calibration, ct_score
+    from workstation.analysis.engine import Calibration, ct_score, picture_score
     from workstation.analysis.ood import unit
 
     base = {"temperature": 1.0, "review_threshold": 0.95, "ood_threshold": 0.5}
@@ -109,18 +109,25 @@ def test_calibration_reads_either_novelty_score_and_the_ct_check() -> None:
     assert np.allclose(knn.novelty.score(features), [0.0, 1.0], atol=1e-3)
     assert np.array_equal(ct_score(features, knn), [0.0, 0.0])
     assert knn.policy().ct_threshold == 1.0  # no CT check: nothing is ever called CT
+    assert knn.picture_weights is None and knn.policy().picture_threshold == 1.0
+    assert np.array_equal(picture_score(features, knn), [0.0, 0.0])
     assert knn.reference is None  # no reference score: it never refuses anything
     assert knn.policy().reference_ood_threshold == float("inf")
     maha = Calibration.from_archive({
         **base, "ood_method": "mahalanobis", "ood_mean": torch.tensor([1.0, 0.0]),
         "ood_precision": torch.eye(2) * 4, "ct_weights": torch.tensor([-10.0, 10.0]),
         "ct_bias": 0.0, "ct_threshold": 0.9, "reference_ood_threshold": 0.3,
+        "picture_weights": torch.tensor([10.0, -10.0]), "picture_bias": 0.0,
+        "picture_threshold": 0.8,
         "reference_ood_method": "knn", "reference_ood_bank": torch.tensor([[0.0, 1.0]]),
         "reference_ood_neighbours": 1})
     assert np.allclose(maha.novelty.score(features), [0.0, 8.0])
     ct = ct_score(unit(features), maha)
     assert ct[0] < 0.01 and ct[1] > 0.99
     assert maha.policy().ct_threshold == 0.9
+    picture = picture_score(features, maha)
+    assert picture[0] > 0.99 and picture[1] < 0.01
+    assert maha.policy().picture_threshold == 0.8
     assert maha.reference is not None
     assert np.allclose(maha.reference.score(features), [1.0, 0.0], atol=1e-3)
     assert maha.policy().reference_ood_threshold == 0.3

@@ -97,7 +97,8 @@ def test_outputs_agree_with_the_engine(ran: Ran) -> None:
         ran.run.values[:, 4:7], np.stack([p.plane_probabilities for p in engine]), atol=1e-3)
     for name, attribute in (("ood_score", "ood_score"),
                             ("reference_ood_score", "reference_ood_score"),
-                            ("ct_score", "ct_score")):
+                            ("ct_score", "ct_score"),
+                            ("picture_score", "picture_score")):
         np.testing.assert_allclose(ran.run.column(name),
                                    [getattr(p, attribute) for p in engine], atol=1e-3)
     np.testing.assert_allclose(ran.run.foreground_fraction,

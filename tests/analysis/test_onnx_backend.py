@@ -54,6 +54,7 @@ def test_backends_agree_on_real_slices(engines: tuple, datasets: Path) -> None:
         assert abs(a.ood_score - b.ood_score) <= 1e-3
         assert abs(a.reference_ood_score - b.reference_ood_score) <= 1e-3
         assert abs(a.ct_score - b.ct_score) <= 1e-3
+        assert abs(a.picture_score - b.picture_score) <= 1e-3
     assert fast.calibration.policy() == reference.calibration.policy()
 
 

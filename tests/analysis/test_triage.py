@@ -24,6 +24,7 @@ class FakePrediction:
     foreground_fraction: float = 0.4
     ct_score: float = 0.0
     reference_ood_score: float = 0.0
+    picture_score: float = 0.0
 
 
 def prediction(glioma: float = 0.0, meningioma: float = 0.0, pituitary: float = 0.0,
@@ -162,6 +163,20 @@ def test_images_that_look_like_ct_cannot_be_assessed_even_when_called_tumour() -
     assert "looks like a CT image, not MRI" in verdict.review_reasons[0]
     below = replace(prediction(glioma=0.9), ct_score=0.5)
     assert series_verdict(series(3, None, None), [below] * 3, POLICY).verdict is Verdict.TUMOUR
+
+
+def test_images_the_picture_check_rejects_cannot_be_assessed_even_when_called_tumour(
+        ) -> None:
+    policy = replace(POLICY, picture_threshold=0.7)
+    picture = replace(prediction(glioma=0.9), picture_score=0.75)
+    verdict = series_verdict(series(3, None, None), [picture] * 3, policy)
+    assert verdict.verdict is Verdict.CANNOT_ASSESS
+    assert "does not look like the brain MRI" in verdict.review_reasons[0]
+    at = replace(prediction(glioma=0.9), picture_score=0.7)  # at the threshold: assessed
+    assert series_verdict(series(3, None, None), [at] * 3, policy).verdict is Verdict.TUMOUR
+    # a model without a picture check (threshold 1.0) refuses nothing on it
+    assert series_verdict(series(3, None, None), [picture] * 3,
+                          POLICY).verdict is Verdict.TUMOUR
 
 
 def test_some_unassessable_images_send_the_series_to_review() -> None:

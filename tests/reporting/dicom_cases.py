@@ -62,7 +62,7 @@ class RegionEngine(FakeEngine):
                 mask=region_mask(image.shape, k) if hit else np.zeros(image.shape,
                                                                       np.float32),
                 ood_score=0.0, foreground_fraction=0.5, ct_score=0.0,
-                reference_ood_score=0.0))
+                reference_ood_score=0.0, picture_score=0.0))
         return answers
 
 

@@ -26,7 +26,7 @@ class FakeEngine:
             probabilities=np.array([0.01, 0.01, 0.01, 0.97], np.float32),
             plane_probabilities=np.array([0.9, 0.05, 0.05], np.float32),
             mask=np.zeros(s.shape, np.float32), ood_score=0.0, foreground_fraction=0.5,
-            ct_score=0.0, reference_ood_score=0.0) for s in slices]
+            ct_score=0.0, reference_ood_score=0.0, picture_score=0.0) for s in slices]
 
 
 def test_split_reads_one_volume_and_whole_reads_every_image(datasets: Path) -> None:

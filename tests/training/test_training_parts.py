@@ -284,18 +284,18 @@ def test_mahalanobis_wins_where_outliers_break_the_training_correlations() -> No
 
 
 def test_ct_check_separates_and_keeps_its_validation_false_alarms_low() -> None:
-    from workstation.analysis.ood import ct_probability
-    from workstation.training.export import fit_ct_check
+    from workstation.analysis.ood import logistic_probability
+    from workstation.training.export import fit_logistic_check
 
     rng = np.random.default_rng(2)
     mr = rng.standard_normal((2000, 8)) + 6 * np.eye(8)[0]
     ct = rng.standard_normal((40, 8)) + 6 * np.eye(8)[1]
     val_mr = rng.standard_normal((400, 8)) + 6 * np.eye(8)[0]
-    check = fit_ct_check(mr, ct, val_mr)
+    check = fit_logistic_check(mr, ct, val_mr)
     new_ct = rng.standard_normal((50, 8)) + 6 * np.eye(8)[1]
-    assert (ct_probability(new_ct, check["weights"], check["bias"])
+    assert (logistic_probability(new_ct, check["weights"], check["bias"])
             > check["threshold"]).mean() > 0.9
-    assert (ct_probability(val_mr, check["weights"], check["bias"])
+    assert (logistic_probability(val_mr, check["weights"], check["bias"])
             > check["threshold"]).mean() <= 0.01
 
 
@@ -576,8 +576,17 @@ def test_model_card_describes_the_second_novelty_score_and_the_refused_slices() 
     refused = report["test"]["cannot_assess_by_label"]
     assert ", ".join(f"{k} {v}" for k, v in refused.items()) in text
     probe = report["ood"]["probes"][0]
+    assert (f"({probe['ood_score_relative']} / {probe['reference_ood_score_relative']} / "
+            f"{probe['picture_score_relative']})" in text)
+    assert "the two novelty scores and the picture score over their thresholds" in text
+    assert "- Picture check on pixels alone (outlier exposure)" in text
+    before_pictures = {**report, "ood": {**report["ood"], "probes": [
+        {k: v for k, v in p.items() if k != "picture_score_relative"}
+        for p in report["ood"]["probes"]]}}
+    text = render(before_pictures, description, None, None)
     assert (f"({probe['ood_score_relative']} / {probe['reference_ood_score_relative']})"
             in text)
+    assert "the two novelty scores over their thresholds" in text
     mahalanobis = {**description, "calibration": {**calibration,
                                                   "reference_ood_method": "mahalanobis"}}
     assert "Second out-of-distribution score: Mahalanobis" in render(report, mahalanobis,
@@ -665,3 +674,25 @@ def test_whole_series_stage_trains_on_the_volumes_and_resumes_the_same(tmp_path:
     assert main(["train", *common, "--from-stage4"]) == 0
     resumed = _weights(run / "checkpoint.pt")
     assert all(torch.equal(after[key], resumed[key]) for key in after)
+
+
+def test_picture_check_examples_are_seeded_crops_of_the_validation_pictures_not_probes(
+        ) -> None:
+    from workstation.training.probes import (
+        OOD_VALIDATION,
+        PHOTOS,
+        ood_validation_images,
+        picture_crops,
+    )
+
+    pictures = ood_validation_images()
+    crops = picture_crops(per_picture=3)
+    assert len(crops) == 4 * len(pictures)  # each picture whole, then three crops of it
+    again = picture_crops(per_picture=3)
+    assert all(np.array_equal(a, b) for a, b in zip(crops, again, strict=True))
+    assert all(np.array_equal(crops[4 * k], p) for k, p in enumerate(pictures))
+    for crop in crops:
+        assert crop.dtype == np.float32 and crop.ndim == 2
+        assert crop.min() >= 0.0 and crop.max() <= 1.0
+        assert crop.shape[0] == crop.shape[1] or crop.shape in [p.shape for p in pictures]
+    assert not set(PHOTOS) & set(OOD_VALIDATION)  # the probes test the check

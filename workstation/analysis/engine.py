@@ -29,7 +29,7 @@ from workstation.analysis.model_file import (
     verified,
     verified_weights,
 )
-from workstation.analysis.ood import Novelty, ct_probability
+from workstation.analysis.ood import Novelty, logistic_probability
 from workstation.analysis.preprocess import Prepared, mask_to_image, prepare
 from workstation.analysis.series_rule import RuleParameters
 from workstation.analysis.triage import Policy
@@ -56,6 +56,11 @@ class Calibration:
     ct_weights: npt.NDArray[np.float32] | None = None  # (D,)
     ct_bias: float = 0.0
     ct_threshold: float = 1.0
+    # the picture score (logistic model on the unit features: photographs, textures and
+    # drawings against MR slices); None: no picture check
+    picture_weights: npt.NDArray[np.float32] | None = None  # (D,)
+    picture_bias: float = 0.0
+    picture_threshold: float = 1.0
     # the whole-series rule chosen on validation series; None: a model without one
     series_rule: RuleParameters | None = None
     # p(tumour) an image needs to be called tumour on its own (0.5: a model without one)
@@ -67,6 +72,7 @@ class Calibration:
         if novelty is None:
             raise ValueError("the model file has no out-of-distribution threshold")
         weights = archive.get("ct_weights")
+        picture = archive.get("picture_weights")
         return cls(
             temperature=float(archive["temperature"]),  # type: ignore[arg-type]
             review_threshold=float(archive["review_threshold"]),  # type: ignore[arg-type]
@@ -75,6 +81,10 @@ class Calibration:
             ct_weights=None if weights is None else _array(weights),
             ct_bias=float(archive.get("ct_bias", 0.0)),  # type: ignore[arg-type]
             ct_threshold=float(archive.get("ct_threshold", 1.0)),  # type: ignore[arg-type]
+            picture_weights=None if picture is None else _array(picture),
+            picture_bias=float(archive.get("picture_bias", 0.0)),  # type: ignore[arg-type]
+            picture_threshold=float(
+                archive.get("picture_threshold", 1.0)),  # type: ignore[arg-type]
             series_rule=series_rule_of(archive),
             tumour_call_threshold=float(
                 archive.get("tumour_call_threshold", 0.5)),  # type: ignore[arg-type]
@@ -83,6 +93,7 @@ class Calibration:
     def policy(self) -> Policy:
         return Policy(review_threshold=self.review_threshold,
                       ood_threshold=self.novelty.threshold, ct_threshold=self.ct_threshold,
+                      picture_threshold=self.picture_threshold,
                       reference_ood_threshold=(self.reference.threshold if self.reference
                                                else float("inf")),
                       series_rule=self.series_rule,
@@ -115,6 +126,7 @@ class SlicePrediction:
     foreground_fraction: float
     ct_score: float = 0.0  # probability that the image is CT, not MR
     reference_ood_score: float = 0.0  # novelty on the ImageNet reference features
+    picture_score: float = 0.0  # probability that the image is a picture, not an MR slice
 
 
 def cuda_present() -> bool:
@@ -182,7 +194,17 @@ def ct_score(features: npt.NDArray[np.float32], calibration: Calibration
     """The calibrated model's CT probability; zeros when the model has no CT check."""
     if calibration.ct_weights is None:
         return np.zeros(len(features), dtype=np.float32)
-    return ct_probability(features, calibration.ct_weights, calibration.ct_bias)
+    return logistic_probability(features, calibration.ct_weights, calibration.ct_bias)
+
+
+def picture_score(features: npt.NDArray[np.float32], calibration: Calibration
+                  ) -> npt.NDArray[np.float32]:
+    """The calibrated model's probability that an image is a picture (photograph, texture,
+    drawing) rather than an MR slice; zeros when the model has no picture check."""
+    if calibration.picture_weights is None:
+        return np.zeros(len(features), dtype=np.float32)
+    return logistic_probability(features, calibration.picture_weights,
+                                calibration.picture_bias)
 
 
 _BLAS: list[Any] = []
@@ -286,6 +308,7 @@ class Engine:
         raw = self.predict_prepared(prepared)
         scores = self.calibration.novelty.score(raw["features"])
         ct = ct_score(raw["features"], self.calibration)
+        picture = picture_score(raw["features"], self.calibration)
         reference = self.calibration.reference
         reference_scores = (reference.score(raw["reference_features"])
                             if reference is not None else np.zeros(len(prepared), np.float32))
@@ -297,6 +320,7 @@ class Engine:
             foreground_fraction=item.foreground_fraction,
             ct_score=float(ct[k]),
             reference_ood_score=float(reference_scores[k]),
+            picture_score=float(picture[k]),
         ) for k, item in enumerate(prepared)], raw
 
     def analyse(self, slices: Sequence[Slice], batch_size: int = 16,

@@ -68,9 +68,11 @@ from workstation.imaging.study import discover
 
 # the per-slice outputs ``TriageOnDevice.forward`` returns, one column each: calibrated class
 # and plane probabilities; the share of the 160 x 160 network frame at or above the map's
-# MASK_THRESHOLD and the map's highest probability; the novelty scores and the CT score
+# MASK_THRESHOLD and the map's highest probability; the novelty scores, the CT score and the
+# picture score
 OUTPUT_COLUMNS = (*(f"p_{name}" for name in CLASSES), *(f"plane_{name}" for name in PLANES),
-                  "mask_area", "mask_peak", "ood_score", "reference_ood_score", "ct_score")
+                  "mask_area", "mask_peak", "ood_score", "reference_ood_score", "ct_score",
+                  "picture_score")
 _PROBABILITIES = slice(0, len(CLASSES))
 _COLUMN = {name: index for index, name in enumerate(OUTPUT_COLUMNS)}
 
@@ -286,8 +288,11 @@ class TriageOnDevice:
         self.novelty = NoveltyOnDevice.of(self.calibration.novelty, self.device)
         self.reference_novelty = (None if self.calibration.reference is None else
                                   NoveltyOnDevice.of(self.calibration.reference, self.device))
-        weights = self.calibration.ct_weights
-        self.ct_weights = None if weights is None else torch.from_numpy(weights).to(self.device)
+        self.ct_weights = self._on_device(self.calibration.ct_weights)
+        self.picture_weights = self._on_device(self.calibration.picture_weights)
+
+    def _on_device(self, weights: np.ndarray | None) -> torch.Tensor | None:
+        return None if weights is None else torch.from_numpy(weights).to(self.device)
 
     @classmethod
     def load(cls, description: Path | None = None, device: str = "auto",
@@ -332,7 +337,10 @@ class TriageOnDevice:
                        masks.amax(dim=(1, 2))[:, None],
                        self.novelty.score(features)[:, None],
                        self._reference_score(images)[:, None],
-                       self._ct_score(features)[:, None]]
+                       self._logistic(features, self.ct_weights,
+                                      self.calibration.ct_bias)[:, None],
+                       self._logistic(features, self.picture_weights,
+                                      self.calibration.picture_bias)[:, None]]
             return torch.cat(columns, dim=1)
 
     def _reference_score(self, images: torch.Tensor) -> torch.Tensor:
@@ -355,11 +363,14 @@ class TriageOnDevice:
             imagenet_input(small, reference.mean, reference.std))
         return backbone.forward_head(features, pre_logits=True)
 
-    def _ct_score(self, features: torch.Tensor) -> torch.Tensor:
-        """``analysis.ood.ct_probability``; zeros for a model without a CT check."""
-        if self.ct_weights is None:
+    @staticmethod
+    def _logistic(features: torch.Tensor, weights: torch.Tensor | None, bias: float
+                  ) -> torch.Tensor:
+        """``analysis.ood.logistic_probability`` (the CT and picture checks); zeros for a
+        model without the check."""
+        if weights is None:
             return torch.zeros(len(features), device=features.device)
-        logit = unit_rows(features) @ self.ct_weights + self.calibration.ct_bias
+        logit = unit_rows(features) @ weights + bias
         return torch.sigmoid(logit.clamp(-50, 50))
 
     def synchronise(self) -> None:

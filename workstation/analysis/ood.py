@@ -7,9 +7,15 @@ They read pooled features made unit length:
   second reads those of the unchanged ImageNet network (``network.ReferenceNet``), whose
   features still tell a photograph from an MR slice after fine-tuning has taught the triage
   network to ignore what brain slices do not vary in;
-- a CT score: the probability, from a logistic model fitted on the CT images found in the
-  2D training set, that the image is CT rather than MR (a CT exported as JPEG or PNG has no
-  header to say so).
+- two logistic checks on the triage network's features (``logistic_probability``):
+  - a CT score: the probability, from a logistic model fitted on the CT images found in the
+    2D training set, that the image is CT rather than MR (a CT exported as JPEG or PNG has no
+    header to say so);
+  - a picture score: the probability that the image is a photograph, a texture or a drawing
+    rather than an MR slice, from a logistic model fitted on random crops of pictures that
+    are not among the test probes (outlier exposure, Hendrycks et al., ICLR 2019): a brick
+    wall or a lawn fills the frame with texture as a brain slice fills it with anatomy, and
+    the novelty scores alone did not tell them apart.
 """
 
 from __future__ import annotations
@@ -42,9 +48,11 @@ def mahalanobis_distance(features: npt.NDArray[np.floating], mean: npt.NDArray[n
     return np.einsum("ij,jk,ik->i", centred, precision, centred).astype(np.float32)
 
 
-def ct_probability(features: npt.NDArray[np.floating], weights: npt.NDArray[np.floating],
-                   bias: float) -> npt.NDArray[np.float32]:
-    """Probability that an image is CT, not MR, from a logistic model on the unit features."""
+def logistic_probability(features: npt.NDArray[np.floating],
+                         weights: npt.NDArray[np.floating], bias: float
+                         ) -> npt.NDArray[np.float32]:
+    """Probability, from a logistic model on the unit features, that an image is what the
+    check was fitted to find (CT, or a picture that is no MR slice) rather than MR."""
     logit = unit(features) @ weights + bias
     return (1.0 / (1.0 + np.exp(-np.clip(logit, -50, 50)))).astype(np.float32)
 

@@ -83,6 +83,8 @@ class Prediction(Protocol):
     def ct_score(self) -> float: ...
     @property
     def reference_ood_score(self) -> float: ...
+    @property
+    def picture_score(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class Policy:
     review_threshold: float
     ood_threshold: float
     ct_threshold: float = 1.0  # CT probability above which a slice is CT (1.0: never)
+    # picture probability above which a slice is a photograph or texture (1.0: never)
+    picture_threshold: float = 1.0
     # novelty on the ImageNet reference features above which a slice is refused (inf: never)
     reference_ood_threshold: float = float("inf")
     # the whole-series rule (analysis.series_rule) for series of MIN_RULE_SLICES or more
@@ -201,7 +205,8 @@ def _refusal(prediction: Prediction, policy: Policy, empty: bool,
     if prediction.ct_score > policy.ct_threshold:
         return Reason(ReasonKind.CT, "looks like a CT image, not MRI")
     if (prediction.ood_score > policy.ood_threshold
-            or prediction.reference_ood_score > policy.reference_ood_threshold):
+            or prediction.reference_ood_score > policy.reference_ood_threshold
+            or prediction.picture_score > policy.picture_threshold):
         return Reason(ReasonKind.NOT_BRAIN,
                       "does not look like the brain MRI the model was trained on")
     return None

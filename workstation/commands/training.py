@@ -12,8 +12,9 @@ if TYPE_CHECKING:
     from workstation.training.manifest import Manifest
 
 MODEL_NAME = "triage-v2"
-# 2.1.0: the 2.0.0 weights with a tumour-call threshold (a weak tumour call goes to review)
-MODEL_VERSION = "2.1.0"
+# 2.1.0: the 2.0.0 weights with a tumour-call threshold (a weak tumour call goes to review);
+# 2.2.0: the same with the picture check (photographs, textures: analysis.ood)
+MODEL_VERSION = "2.2.0"
 MODELS = Path(__file__).resolve().parents[2] / "models"
 PLANE_LABELS = MODELS / "labels" / "planes_2d.csv"
 # images of the datasets that are not brain MRI (CT in Nickparvar, the QA phantom series in

@@ -208,6 +208,7 @@ def evaluate_probes(engine: Engine) -> dict[str, Any]:
         image_only = series_verdict(without_metadata(probe.series), predictions, policy)
         first = max(f.ood_score for f in image_only.findings)
         second = max(f.reference_ood_score for f in image_only.findings)
+        picture = max(p.picture_score for p in predictions)
         results.append({"probe": probe.name, "kind": probe.kind,
                         "verdict": with_header.verdict.value,
                         "verdict_image_only": image_only.verdict.value,
@@ -216,7 +217,10 @@ def evaluate_probes(engine: Engine) -> dict[str, Any]:
                         "ood_score_relative": round(first / policy.ood_threshold, 2),
                         "reference_ood_score_relative": (
                             round(second / policy.reference_ood_threshold, 2)
-                            if np.isfinite(policy.reference_ood_threshold) else None)})
+                            if np.isfinite(policy.reference_ood_threshold) else None),
+                        "picture_score_relative": (
+                            round(picture / policy.picture_threshold, 2)
+                            if policy.picture_threshold < 1.0 else None)})
     rejected = sum(r["verdict"] == "cannot_assess" for r in results)
     rejected_image = sum(r["verdict_image_only"] == "cannot_assess" for r in results)
     return {"probes": results, "rejected": rejected, "rejected_image_only": rejected_image,

@@ -42,10 +42,10 @@ from workstation.analysis.network import (
     fold_batch_norms,
     load_imagenet_backbone,
 )
-from workstation.analysis.ood import Novelty, ct_probability, unit
+from workstation.analysis.ood import Novelty, logistic_probability, unit
 from workstation.analysis.preprocess import INPUT_SIZE, prepare
 from workstation.training.manifest import Manifest, exclusion_group
-from workstation.training.probes import ood_validation_images
+from workstation.training.probes import ood_validation_images, picture_crops
 
 OOD_BANK_SIZES = (2000, None)  # None: every training slice
 OOD_NEIGHBOURS = (10, 5, 1)
@@ -220,18 +220,18 @@ def torch_entries(entries: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def fit_ct_check(mr_features: np.ndarray, ct_features: np.ndarray,
-                 val_mr_features: np.ndarray) -> dict[str, Any]:
-    """Logistic model CT vs MR on unit features (classes balanced); threshold: the 99.5th
-    percentile of the validation MR slices' CT probability."""
+def fit_logistic_check(mr_features: np.ndarray, other_features: np.ndarray,
+                       val_mr_features: np.ndarray) -> dict[str, Any]:
+    """Logistic model "other" (CT; pictures) vs MR on unit features (classes balanced);
+    threshold: the 99.5th percentile of the validation MR slices' probability."""
     from sklearn.linear_model import LogisticRegression
 
-    x = np.concatenate([unit(mr_features), unit(ct_features)])
-    y = np.r_[np.zeros(len(mr_features)), np.ones(len(ct_features))]
+    x = np.concatenate([unit(mr_features), unit(other_features)])
+    y = np.r_[np.zeros(len(mr_features)), np.ones(len(other_features))]
     model = LogisticRegression(class_weight="balanced", max_iter=5000).fit(x, y)
     weights = model.coef_[0].astype(np.float32)
     bias = float(model.intercept_[0])
-    threshold = float(np.percentile(ct_probability(val_mr_features, weights, bias),
+    threshold = float(np.percentile(logistic_probability(val_mr_features, weights, bias),
                                     OOD_PERCENTILE))
     return {"weights": weights, "bias": bias, "threshold": threshold}
 
@@ -305,10 +305,18 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
         raise ValueError("no CT images on the training side of the exclusion list: the CT "
                          "check cannot be fitted")
     ct_features = network_outputs(net, manifest.images[np.array(ct_rows)])["features"]
-    ct = fit_ct_check(train_features, ct_features[ct_side == "train"], val_out["features"])
+    ct = fit_logistic_check(train_features, ct_features[ct_side == "train"], val_out["features"])
     val_ct = ct_features[ct_side == "val"]
-    val_ct_rejected = int((ct_probability(val_ct, ct["weights"], ct["bias"])
+    val_ct_rejected = int((logistic_probability(val_ct, ct["weights"], ct["bias"])
                            > ct["threshold"]).sum())
+    # the picture check: MR slices against crops of the OOD_VALIDATION pictures, in the
+    # 8-bit network inputs the other pictures' features are taken from
+    crops = np.stack([np.round(prepare(image).image * 255).astype(np.uint8)
+                      for image in picture_crops()])
+    picture = fit_logistic_check(train_features, network_outputs(net, crops)["features"],
+                                 val_out["features"])
+    val_pictures = (logistic_probability(val_out["features"], picture["weights"],
+                                         picture["bias"]) > picture["threshold"])
 
     archive = {
         "state_dict": shipped,
@@ -318,6 +326,9 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
         "ct_weights": torch.from_numpy(ct["weights"]),
         "ct_bias": ct["bias"],
         "ct_threshold": ct["threshold"],
+        "picture_weights": torch.from_numpy(picture["weights"]),
+        "picture_bias": picture["bias"],
+        "picture_threshold": picture["threshold"],
     }
     if reference is not None:
         archive["reference_state_dict"] = reference_weights
@@ -347,6 +358,9 @@ def export(manifest: Manifest, checkpoint: Path, models_dir: Path, name: str, ve
             "ct_threshold": round(ct["threshold"], 4),
             "ct_training_images": int((ct_side == "train").sum()),
             "validation_ct_images_rejected": f"{val_ct_rejected} of {len(val_ct)}",
+            "picture_threshold": round(picture["threshold"], 4),
+            "picture_training_images": len(crops),
+            "validation_slices_rejected_by_picture_check": round(float(val_pictures.mean()), 4),
             "validation_normal_slices_sent_to_review": round(
                 float((normal_val & ~cleared).sum() / max(1, normal_val.sum())), 4),
             "validation_tumour_slices_cleared": int((~normal_val & cleared).sum()),

@@ -155,6 +155,15 @@ def render(report: dict[str, Any], description: dict[str, Any],
             f"list; threshold {calibration['ct_threshold']} (99.5% of validation MR slices "
             f"below it); validation CT images rejected: "
             f"{calibration['validation_ct_images_rejected']}.")
+    if "picture_threshold" in calibration:
+        lines.append(
+            "- Picture check on pixels alone (outlier exposure): a logistic model on the "
+            f"features fitted on {calibration['picture_training_images']} pictures that are "
+            "not MR slices, the out-of-distribution pictures above whole and in random crops "
+            "(turned, mirrored, gamma, some inverted; never the probes below), against the "
+            f"training slices; threshold {calibration['picture_threshold']} (99.5% of "
+            "validation MR slices below it); validation slices it rejects: "
+            f"{_pct(calibration['validation_slices_rejected_by_picture_check'])}.")
     if history:
         minutes = history["history"][-1]["minutes"] if history["history"] else None
         epochs = sum("steps" not in record for record in history["history"])
@@ -266,8 +275,11 @@ def render(report: dict[str, Any], description: dict[str, Any],
               "of its slices is)."]
     lines += ["", "Accuracy by source:", ""]
     lines += [f"- {k}: {_pct(v['accuracy'])} of {v['slices']}" for k, v in t["by_source"].items()]
+    scores = ("the two novelty scores and the picture score"
+              if any(p.get("picture_score_relative") is not None for p in ood["probes"])
+              else "the two novelty scores")
     lines += ["", "Out-of-distribution probes (verdict with the DICOM header / on pixels alone;",
-              "the two novelty scores over their thresholds, above 1 refuses):", ""]
+              f"{scores} over their thresholds, above 1 refuses):", ""]
     lines += [f"- {p['probe']}: {p['verdict']} / {p['verdict_image_only']} "
               f"({_relative_scores(p)})" for p in ood["probes"]]
     lines += ["", "Images in the datasets that are not brain MRI (on pixels alone; they should "
@@ -446,8 +458,10 @@ def _relative_scores(probe: dict[str, Any]) -> str:
     them), or the raw first score of an evaluation written before there were two."""
     if "ood_score_relative" not in probe:
         return str(probe["ood_score"])
-    second = probe.get("reference_ood_score_relative")
-    return f"{probe['ood_score_relative']}" + (f" / {second}" if second is not None else "")
+    others = [probe.get(key) for key in ("reference_ood_score_relative",
+                                         "picture_score_relative")]
+    return " / ".join(str(score) for score in (probe["ood_score_relative"], *others)
+                      if score is not None)
 
 
 def _refused(test: dict[str, Any]) -> str:

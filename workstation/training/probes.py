@@ -28,8 +28,8 @@ DICOM_PROBES = {
 }
 PHOTOS = ("astronaut", "coffee", "chelsea", "camera", "rocket", "brick", "grass", "moon")
 # other scikit-image pictures, never used as probes: export picks the out-of-distribution
-# score's settings on them (an out-of-distribution validation set), so the probes above
-# stay a test
+# score's settings on them (an out-of-distribution validation set) and fits the picture
+# check on crops of them (``picture_crops``), so the probes above stay a test
 OOD_VALIDATION = ("horse", "clock", "coins", "page", "text", "hubble_deep_field",
                   "immunohistochemistry", "logo", "retina", "cell", "gravel",
                   "microaneurysms", "colorwheel", "checkerboard", "binary_blobs",
@@ -111,6 +111,35 @@ def ood_validation_images() -> list[np.ndarray]:
             picture = picture / max(1.0, float(picture.max()))
         images.append(np.asarray(picture, dtype=np.float32))
     return images
+
+
+PICTURE_CROPS = 40  # random crops of each OOD_VALIDATION picture for the picture check
+PICTURE_SEED = 0
+
+
+def picture_crops(per_picture: int = PICTURE_CROPS, seed: int = PICTURE_SEED
+                  ) -> list[np.ndarray]:
+    """The picture check's examples of what is not an MR slice (export fits it on them):
+    each OOD_VALIDATION picture whole and in ``per_picture`` random square crops (a quarter
+    to all of its short side), turned by a multiple of 90 degrees, mirrored, through a
+    random gamma, and about a third of them inverted, as grey images in [0, 1]. Seeded:
+    export is repeatable. The probes stay out: they test the check."""
+    rng = np.random.default_rng(seed)
+    out: list[np.ndarray] = []
+    for picture in ood_validation_images():
+        out.append(picture)
+        rows, cols = picture.shape
+        for _ in range(per_picture):
+            side = max(8, int(min(rows, cols) * rng.uniform(0.25, 1.0)))
+            top, left = int(rng.integers(0, rows - side + 1)), int(rng.integers(0, cols - side + 1))
+            crop = np.rot90(picture[top:top + side, left:left + side], int(rng.integers(4)))
+            if rng.random() < 0.5:
+                crop = crop[:, ::-1]
+            crop = np.clip(crop, 0.0, 1.0) ** float(np.exp(rng.uniform(-0.5, 0.5)))
+            if rng.random() < 0.3:
+                crop = 1.0 - crop
+            out.append(np.ascontiguousarray(crop, dtype=np.float32))
+    return out
 
 
 def without_metadata(series: Series) -> Series:
