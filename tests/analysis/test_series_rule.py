@@ -125,6 +125,9 @@ def test_a_mostly_refused_series_is_still_cannot_assess() -> None:
     refused = prediction(glioma=0.001, ood=10.0)
     verdict = series_verdict(head(10), [refused] * 7 + [clear()] * 3, RULED)
     assert verdict.verdict is Verdict.CANNOT_ASSESS
+    # unless an assessed image suggests a tumour: the image rule then decides, and says so
+    verdict = series_verdict(head(11), [refused] * 8 + [clear(), tumour(), tumour()], RULED)
+    assert verdict.verdict is Verdict.TUMOUR
 
 
 def test_short_or_unpositioned_series_keep_the_image_rule() -> None:

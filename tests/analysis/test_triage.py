@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pytest
 
-from workstation.analysis.findings import Verdict, percent
+from workstation.analysis.findings import ReasonKind, Verdict, percent
 from workstation.analysis.triage import Policy, peak_of, series_verdict, slice_finding
 from workstation.imaging import Plane, PlaneSource, Series, SeriesInfo, Slice, Window
 from workstation.imaging.pixels import frozen
@@ -177,6 +177,22 @@ def test_images_the_picture_check_rejects_cannot_be_assessed_even_when_called_tu
     # a model without a picture check (threshold 1.0) refuses nothing on it
     assert series_verdict(series(3, None, None), [picture] * 3,
                           POLICY).verdict is Verdict.TUMOUR
+
+
+def test_a_tumour_among_mostly_unassessable_images_is_not_hidden_behind_cannot_assess(
+        ) -> None:
+    refused = prediction(ood=9.0)
+    verdict = series_verdict(series(3, None, None), [refused, refused, prediction()], POLICY)
+    assert verdict.verdict is Verdict.CANNOT_ASSESS  # nothing suggests a tumour
+    confident = series_verdict(series(3, None, None),
+                               [refused, refused, prediction(glioma=0.999)], POLICY)
+    assert confident.verdict is Verdict.TUMOUR and confident.predicted_class == "glioma"
+    weak_policy = replace(POLICY, tumour_call_threshold=0.95)
+    weak = series_verdict(series(3, None, None),
+                          [refused, refused, prediction(meningioma=0.8)], weak_policy)
+    assert weak.verdict is Verdict.REVIEW and weak.predicted_class == "meningioma"
+    assert ReasonKind.LOW_CONFIDENCE_TUMOUR in weak.reason_kinds
+    assert ReasonKind.SOME_UNASSESSABLE in weak.reason_kinds
 
 
 def test_some_unassessable_images_send_the_series_to_review() -> None:

@@ -283,8 +283,9 @@ def decide_by_series_rule(findings: Sequence[Finding], series: Series, rule: Rul
                           ) -> tuple[Verdict, str, float, list[Reason], SeriesReading] | None:
     """The whole-series rule on a series of MIN_RULE_SLICES or more positioned slices (None:
     the image rule decides). Images outside the head are left out; a series mostly refused
-    cannot be assessed; refused images between assessed ones send a series that would be
-    routine to review (refused images at the ends, past the brain, do not)."""
+    goes to the image rule (cannot assess, unless an assessed image suggests a tumour);
+    refused images between assessed ones send a series that would be routine to review
+    (refused images at the ends, past the brain, do not)."""
     shown = [f for f in findings if not f.has_reason(ReasonKind.EMPTY)]
     positions = [series.slices[f.index].position for f in shown]
     if len(shown) < MIN_RULE_SLICES or any(p is None for p in positions):
@@ -341,7 +342,10 @@ def decide(findings: Sequence[Finding], series: Series | None = None
     for finding in findings:
         by_verdict[finding.verdict].append(finding)
     unassessable = by_verdict[Verdict.CANNOT_ASSESS]
-    if len(unassessable) * 2 > len(findings):
+    # a tumour that an assessed image suggests is never hidden behind "cannot assess": a
+    # series mostly refused but with such an image is decided on its assessed images
+    suggests_tumour = any(f.verdict is Verdict.TUMOUR or f.weak_tumour_call for f in findings)
+    if len(unassessable) * 2 > len(findings) and not suggests_tumour:
         causes = sorted({r.text for f in unassessable for r in f.reasons})
         return cannot(ReasonKind.MOSTLY_UNASSESSABLE,
                       f"{len(unassessable)} of {len(findings)} images: {', '.join(causes)}")
