@@ -125,7 +125,10 @@ def test_the_worker_thread_triages_received_studies_with_the_pipeline(
     engine = FakeEngine(lambda s: (0.97, 0.01, 0.01, 0.01))  # glioma on every image
     analyse = triage_pipeline(None, "cpu", engine=engine)
     seen = threading.Event()
-    completion = StudyCompletion(receiver.worklist, analyse, stable_age_s=0.5,
+    # the quiet time must outlast the gap between the two associations even on a loaded
+    # machine (0.5 s did not once in CI, with another evaluation running: the study completed
+    # after 3 instances and was triaged twice, [3, 6])
+    completion = StudyCompletion(receiver.worklist, analyse, stable_age_s=2.0,
                                  on_change=lambda uid: seen.set())
     receiver.on_instance = lambda stored: completion.poke()
     completion.start()
