@@ -189,22 +189,25 @@ def choose_backend(info: ModelInfo, device: str = "auto", backend: str = "auto")
     return "torch"
 
 
+def _check_score(features: npt.NDArray[np.float32], weights: npt.NDArray[np.float32] | None,
+                 bias: float) -> npt.NDArray[np.float32]:
+    """A logistic check's probability; zeros for a model without that check."""
+    if weights is None:
+        return np.zeros(len(features), dtype=np.float32)
+    return logistic_probability(features, weights, bias)
+
+
 def ct_score(features: npt.NDArray[np.float32], calibration: Calibration
              ) -> npt.NDArray[np.float32]:
     """The calibrated model's CT probability; zeros when the model has no CT check."""
-    if calibration.ct_weights is None:
-        return np.zeros(len(features), dtype=np.float32)
-    return logistic_probability(features, calibration.ct_weights, calibration.ct_bias)
+    return _check_score(features, calibration.ct_weights, calibration.ct_bias)
 
 
 def picture_score(features: npt.NDArray[np.float32], calibration: Calibration
                   ) -> npt.NDArray[np.float32]:
     """The calibrated model's probability that an image is a picture (photograph, texture,
     drawing) rather than an MR slice; zeros when the model has no picture check."""
-    if calibration.picture_weights is None:
-        return np.zeros(len(features), dtype=np.float32)
-    return logistic_probability(features, calibration.picture_weights,
-                                calibration.picture_bias)
+    return _check_score(features, calibration.picture_weights, calibration.picture_bias)
 
 
 _BLAS: list[Any] = []
