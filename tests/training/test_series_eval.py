@@ -44,3 +44,33 @@ def test_split_reads_one_volume_and_whole_reads_every_image(datasets: Path) -> N
     assert summary["images_called_tumour"] == 0
     assert sum(summary["verdicts"].values()) == 30
     assert "normal/dicom/canon_dti_sag | 13 |" in series_eval.render(result)
+
+
+def test_a_series_row_counts_its_refused_images_by_reason() -> None:
+    """The card states per series how many healthy slices were refused as not brain MRI,
+    apart from those refused for showing no tissue (outside the head)."""
+    from dataclasses import replace
+
+    from tests.fakes import make_finding, make_series, verdict_of
+    from workstation.analysis.findings import ReasonKind, Verdict
+
+    series = make_series((6,))
+    base = verdict_of(series)
+
+    def refused(index: int, kind: ReasonKind) -> Any:
+        return replace(make_finding(index), verdict=Verdict.CANNOT_ASSESS,
+                       review_reasons=(kind.value,), reason_kinds=(kind,))
+
+    findings = (refused(0, ReasonKind.EMPTY), refused(1, ReasonKind.BLANK),
+                refused(2, ReasonKind.NOT_BRAIN), refused(3, ReasonKind.CT),
+                *base.findings[4:])
+    document = series_eval.row("s", replace(base, findings=findings)).document()
+    assert document["images_refused"] == 4
+    assert document["images_refused_no_tissue"] == 2
+    assert document["images_refused_not_brain_mri"] == 1
+    healthy = {**document, "truth": "no_tumour", "clear_slices": 6,
+               "clear_slices_called_tumour": 0, "clear_slices_with_region_drawn": 0,
+               "tumour_slices_cleared": 0, "dice_3d": None}
+    assert series_eval.volume_summary([healthy])["healthy_slices_refused_not_brain_mri"] == 1
+    older = {k: v for k, v in healthy.items() if "refused_" not in k}
+    assert series_eval.volume_summary([older])["healthy_slices_refused_not_brain_mri"] is None

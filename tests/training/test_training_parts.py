@@ -696,3 +696,23 @@ def test_picture_check_examples_are_seeded_crops_of_the_validation_pictures_not_
         assert crop.min() >= 0.0 and crop.max() <= 1.0
         assert crop.shape[0] == crop.shape[1] or crop.shape in [p.shape for p in pictures]
     assert not set(PHOTOS) & set(OOD_VALIDATION)  # the probes test the check
+
+
+def test_model_card_splits_each_series_refusals_by_reason() -> None:
+    """Refused healthy slices per series: those without tissue apart from those refused as
+    not brain MRI; rows from before that split render as before."""
+    from workstation.training.model_card import series_section
+
+    row = {"series": "normal/nifti/x/sagittal", "truth": "no_tumour", "verdict": "review",
+           "predicted_class": "no_tumour", "assessed_images": 100, "images_called_tumour": 0,
+           "images_to_review": 10, "images_refused": 30, "images_refused_no_tissue": 24,
+           "images_refused_not_brain_mri": 5, "clear_slices": 100,
+           "clear_slices_called_tumour": 0, "clear_slices_with_region_drawn": 0,
+           "clear_slices_tumour_class_leading": 0, "held_out": True}
+    text = "\n".join(series_section({"series": [row]}, None))
+    assert "| 30 (30%): 24 no tissue, 5 not brain MRI, 1 other |" in text
+    assert ("| of those, refused as not brain MRI (per series above: no tissue, not brain "
+            "MRI, other) | 5 of 100 |") in text
+    older = {k: v for k, v in row.items() if "refused_" not in k}
+    text = "\n".join(series_section({"series": [older]}, None))
+    assert "| 30 (30%) |" in text and "refused as not brain MRI" not in text

@@ -33,6 +33,20 @@ def _excluded_sentence(excluded: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _refusal_split(row: dict[str, Any]) -> str:
+    """The refused images of a series row by reason, as in "(36%): 95 no tissue, 19 not brain
+    MRI" (rows written before the split by reason: nothing)."""
+    if not row.get("images_refused") or "images_refused_not_brain_mri" not in row:
+        return ""
+    parts = [f"{row['images_refused_no_tissue']} no tissue",
+             f"{row['images_refused_not_brain_mri']} not brain MRI"]
+    other = (row["images_refused"] - row["images_refused_no_tissue"]
+             - row["images_refused_not_brain_mri"])
+    if other:
+        parts.append(f"{other} other")
+    return ": " + ", ".join(parts)
+
+
 def _met(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
@@ -385,7 +399,7 @@ def series_section(series: dict[str, Any] | None, rule: dict[str, Any] | None,
             f"| {r['series']} | {r['truth']} | {label} | {r['assessed_images']} | "
             f"{r['clear_slices_called_tumour']} of {r['clear_slices']} | "
             f"{r['clear_slices_with_region_drawn']} | {r['images_refused']} "
-            f"({r['images_refused'] / assessed:.0%}) | {tumour} | {dice} |")
+            f"({r['images_refused'] / assessed:.0%}){_refusal_split(r)} | {tumour} | {dice} |")
     healthy = summary["healthy_slices"]
     stripped = [r for r in rows if r["truth"] != "no_tumour"]
     stripped_clear = sum(r["clear_slices"] for r in stripped)
@@ -415,6 +429,10 @@ def series_section(series: dict[str, Any] | None, rule: dict[str, Any] | None,
         f"{_met(summary['healthy_slices_with_region_drawn'] <= 0.01 * healthy)} |",
         f"| healthy slices refused (cannot assess) | {summary['healthy_slices_refused']} of "
         f"{summary['healthy_assessed']} | stated per series above |",
+        *([f"| of those, refused as not brain MRI (per series above: no tissue, "
+           f"not brain MRI, other) | {summary['healthy_slices_refused_not_brain_mri']} of "
+           f"{summary['healthy_assessed']} | stated per series above |"]
+          if summary.get("healthy_slices_refused_not_brain_mri") is not None else []),
         f"| tumour-free slices of the skull-stripped glioma volumes called tumour (the "
         f"\"skull-stripped means tumour\" check, beside the healthy heads' share) | "
         f"{stripped_called} of {stripped_clear} "

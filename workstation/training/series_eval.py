@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from workstation.analysis.findings import SeriesVerdict, Verdict
+from workstation.analysis.findings import ReasonKind, SeriesVerdict, Verdict
 from workstation.analysis.run import analyse_series
 from workstation.analysis.triage import MASK_THRESHOLD
 from workstation.imaging import Series, load_study
@@ -58,12 +58,16 @@ class SeriesRow:
     tumour: int  # images called tumour
     review: int
     refused: int  # cannot assess (not brain MRI, blank, outside the head)
+    refused_no_tissue: int = 0  # of those: no tissue (outside the head) or blank
+    refused_not_brain: int = 0  # of those: "does not look like the brain MRI ..."
 
     def document(self) -> dict[str, Any]:
         return {"series": self.name, "volumes": self.volumes, "assessed_images": self.assessed,
                 "verdict": self.verdict, "predicted_class": self.predicted_class,
                 "images_called_tumour": self.tumour, "images_to_review": self.review,
-                "images_refused": self.refused}
+                "images_refused": self.refused,
+                "images_refused_no_tissue": self.refused_no_tissue,
+                "images_refused_not_brain_mri": self.refused_not_brain}
 
 
 def healthy_series(datasets: Path) -> Iterator[tuple[str, Series]]:
@@ -87,9 +91,13 @@ def row(name: str, verdict: SeriesVerdict) -> SeriesRow:
     counts = {v: 0 for v in Verdict}
     for finding in verdict.findings:
         counts[finding.verdict] += 1
+    refused = [f for f in verdict.findings if f.verdict is Verdict.CANNOT_ASSESS]
     return SeriesRow(name, len(verdict.series.volumes), len(verdict.findings),
                      verdict.verdict.value, verdict.predicted_class, counts[Verdict.TUMOUR],
-                     counts[Verdict.REVIEW], counts[Verdict.CANNOT_ASSESS])
+                     counts[Verdict.REVIEW], counts[Verdict.CANNOT_ASSESS],
+                     sum(1 for f in refused if f.has_reason(ReasonKind.EMPTY)
+                         or f.has_reason(ReasonKind.BLANK)),
+                     sum(1 for f in refused if f.has_reason(ReasonKind.NOT_BRAIN)))
 
 
 def run(datasets: Path, engine: Any) -> dict[str, list[dict[str, Any]]]:
@@ -172,6 +180,10 @@ def volume_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "healthy_slices_with_region_drawn": sum(r["clear_slices_with_region_drawn"]
                                                 for r in healthy),
         "healthy_slices_refused": sum(r["images_refused"] for r in healthy),
+        # rows written before the split by reason do not have it
+        "healthy_slices_refused_not_brain_mri": (
+            sum(r["images_refused_not_brain_mri"] for r in healthy)
+            if all("images_refused_not_brain_mri" in r for r in healthy) else None),
         "healthy_assessed": sum(r["assessed_images"] for r in healthy),
         "tumour_series": len(tumour),
         "tumour_verdicts": summary(tumour)["verdicts"] if tumour else {},
@@ -223,7 +235,9 @@ def render_volumes(rows: list[dict[str, Any]]) -> str:
                                 else "")
         line = (f"{r['series']}{' (held out)' if r['held_out'] else ''} | {r['truth']} | "
                 f"{label} | {r['assessed_images']} / {r['images_called_tumour']} / "
-                f"{r['images_to_review']} / {r['images_refused']} | "
+                f"{r['images_to_review']} / {r['images_refused']}"
+                + (f" ({r['images_refused_not_brain_mri']} not brain MRI)"
+                   if "images_refused_not_brain_mri" in r else "") + " | "
                 f"{r['clear_slices_called_tumour']} / {r['clear_slices_with_region_drawn']} "
                 f"of {r['clear_slices']}")
         if "tumour_slices" in r:
