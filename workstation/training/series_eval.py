@@ -94,9 +94,9 @@ def row(name: str, verdict: SeriesVerdict) -> SeriesRow:
     refused = [f for f in verdict.findings if f.verdict is Verdict.CANNOT_ASSESS]
     return SeriesRow(name, len(verdict.series.volumes), len(verdict.findings),
                      verdict.verdict.value, verdict.predicted_class, counts[Verdict.TUMOUR],
-                     counts[Verdict.REVIEW], counts[Verdict.CANNOT_ASSESS],
-                     sum(1 for f in refused if f.has_reason(ReasonKind.EMPTY)
-                         or f.has_reason(ReasonKind.BLANK)),
+                     counts[Verdict.REVIEW], len(refused),
+                     sum(1 for f in refused if {ReasonKind.EMPTY, ReasonKind.BLANK}
+                         & set(f.reason_kinds)),
                      sum(1 for f in refused if f.has_reason(ReasonKind.NOT_BRAIN)))
 
 
@@ -233,11 +233,12 @@ def render_volumes(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         label = r["verdict"] + (f" ({r['predicted_class']})" if r["verdict"] == "tumour"
                                 else "")
+        refused = str(r["images_refused"])
+        if "images_refused_not_brain_mri" in r:
+            refused += f" ({r['images_refused_not_brain_mri']} not brain MRI)"
         line = (f"{r['series']}{' (held out)' if r['held_out'] else ''} | {r['truth']} | "
                 f"{label} | {r['assessed_images']} / {r['images_called_tumour']} / "
-                f"{r['images_to_review']} / {r['images_refused']}"
-                + (f" ({r['images_refused_not_brain_mri']} not brain MRI)"
-                   if "images_refused_not_brain_mri" in r else "") + " | "
+                f"{r['images_to_review']} / {refused} | "
                 f"{r['clear_slices_called_tumour']} / {r['clear_slices_with_region_drawn']} "
                 f"of {r['clear_slices']}")
         if "tumour_slices" in r:
