@@ -36,6 +36,22 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _decoders(pid: int) -> set[int]:
+    """The descendants of ``pid`` that are multiprocessing processes (the decoder pool's
+    forkserver or spawned workers, and what they fork). Other children do not count: the
+    start-up platform check runs ldd (a shell and the loader) before the window installs
+    its signal handlers, and a SIGTERM then ends it by the default action."""
+    found = set()
+    for child in _children(pid):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"multiprocessing" in command:
+            found.add(child)
+    return found
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/status").read_text()
@@ -55,7 +71,7 @@ def test_sigterm_stops_the_window_and_its_decoder_processes(tmp_path: Path) -> N
         children: set[int] = set()
         while time.monotonic() < deadline and len(children) < 2:
             assert window.poll() is None, window.stderr.read() if window.stderr else ""
-            children = _children(window.pid)
+            children = _decoders(window.pid)
             time.sleep(0.2)
         assert children, "the window started no decoder processes"
         window.send_signal(signal.SIGTERM)
